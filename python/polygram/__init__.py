@@ -1,0 +1,26 @@
+"""Polygram: a Rust-accelerated quantum-interference laboratory for
+polysemantic SAE feature dictionaries."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from polygram.dictionary import Dictionary, Feature
+from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
+from polygram.errors import PolygramError
+
+try:
+    __version__ = version("polygram")
+except PackageNotFoundError:  # pragma: no cover - running from a bare tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "HEA_Rung2",
+    "Dictionary",
+    "Feature",
+    "MPSRung1",
+    "PolygramError",
+    "Rung3",
+    "Rung3State",
+    "__version__",
+]

@@ -1,0 +1,353 @@
+"""Feature and Dictionary: the immutable value objects every experiment reads.
+
+A Dictionary packs its features once into a knob table (``n_features ×
+encoding.width``) so every Gram, sweep or grid scan is one call into the Rust
+core.  Derived dictionaries (``with_knob``) are new objects, validated again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from numbers import Real
+
+import numpy as np
+
+from polygram import _core
+from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
+from polygram.errors import CapacityError, DictionaryError, KnobError, UnknownFeatureError
+from polygram.knobs import KnobPath, parse_knob
+
+__all__ = ["Dictionary", "Feature", "slug"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_KNOBS = ("beta", "alpha", "gamma", "phi", "theta_amp", "psi_aux")
+
+
+def _finite(owner: str, field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise DictionaryError(f"{owner}.{field}: got {value!r}; expected a finite real number")
+    v = float(value)
+    if not math.isfinite(v):
+        raise DictionaryError(f"{owner}.{field}: got {v!r}; knob values must be finite")
+    return v
+
+
+def slug(name: str) -> str:
+    """Name as it appears in emitted files: non-alphanumeric runs → ``_``, lower case."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+
+
+@dataclass(frozen=True, eq=False)
+class Feature:
+    """One dictionary feature.  Equality is identity (spec 02 §2.1)."""
+
+    name: str
+    cluster: str
+    beta: float
+    alpha: float = 0.0
+    gamma: float = 0.0
+    phi: float = 0.0
+    theta: np.ndarray | None = None
+    theta_amp: float = math.pi / 4
+    psi_aux: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in ("name", "cluster"):
+            v = getattr(self, field)
+            if not isinstance(v, str) or not v:
+                raise DictionaryError(f"Feature.{field}: got {v!r}; expected a non-empty string")
+        owner = f"Feature({self.name!r})"
+        for field in _KNOBS:
+            object.__setattr__(self, field, _finite(owner, field, getattr(self, field)))
+        if self.theta is not None:
+            try:
+                theta = np.array(self.theta, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise DictionaryError(f"{owner}.theta: not a numeric array ({e})") from None
+            if theta.ndim != 3:
+                raise DictionaryError(
+                    f"{owner}.theta: shape {theta.shape}; expected (len(rotations), depth, n_qubits)"
+                )
+            if not np.isfinite(theta).all():
+                raise DictionaryError(f"{owner}.theta: holds non-finite values; θ must be finite")
+            theta.flags.writeable = False
+            object.__setattr__(self, "theta", theta)
+
+    def __repr__(self) -> str:
+        extra = "" if self.theta is None else f", theta=<{self.theta.shape}>"
+        return (
+            f"Feature({self.name!r}, {self.cluster!r}, beta={self.beta!r}, alpha={self.alpha!r}, "
+            f"gamma={self.gamma!r}, phi={self.phi!r}{extra})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Dictionary:
+    """An ordered set of features, a one-level hierarchy (cluster → member
+    names) and an encoding.  Feature order is the Gram's row order."""
+
+    name: str
+    features: Sequence[Feature]
+    hierarchy: Mapping[str, Sequence[str]]
+    encoding: MPSRung1 | HEA_Rung2 | Rung3 = MPSRung1()
+
+    def __post_init__(self) -> None:
+        features = tuple(self.features)
+        if not isinstance(self.hierarchy, Mapping):
+            raise DictionaryError(
+                f"Dictionary.hierarchy: got {type(self.hierarchy).__name__}; "
+                "expected a mapping cluster → list of feature names"
+            )
+        hierarchy = {str(k): tuple(v) for k, v in self.hierarchy.items()}
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "hierarchy", hierarchy)
+        self._validate(features, hierarchy)
+        enc = self.encoding
+        table = np.array([enc.row(f) for f in features], dtype=np.float64)
+        table.flags.writeable = False
+        object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_index", {f.name: i for i, f in enumerate(features)})
+        clusters = list(hierarchy)
+        object.__setattr__(self, "_cluster_ids", [clusters.index(f.cluster) for f in features])
+
+    def _validate(self, features: tuple[Feature, ...], hierarchy: dict[str, tuple[str, ...]]) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise DictionaryError(
+                f"Dictionary.name: got {self.name!r}; must match [A-Za-z_][A-Za-z0-9_]*"
+            )
+        if not isinstance(self.encoding, MPSRung1 | HEA_Rung2 | Rung3):
+            raise DictionaryError(
+                f"Dictionary.encoding: got {self.encoding!r}; expected MPSRung1, HEA_Rung2 or Rung3"
+            )
+        if not features:
+            raise DictionaryError(f"Dictionary {self.name!r}: has no features; give at least one")
+        for f in features:
+            if not isinstance(f, Feature):
+                raise DictionaryError(f"Dictionary.features: got {f!r}; expected Feature objects")
+        names = [f.name for f in features]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise DictionaryError(f"Dictionary.features: duplicate feature names {dups}")
+        both = sorted(set(names) & set(hierarchy))
+        if both:
+            raise DictionaryError(
+                f"Dictionary: {both} used both as feature and cluster names; "
+                "knob paths '<id>.phi' need them distinct"
+            )
+        owner: dict[str, str] = {}
+        for cluster, members in hierarchy.items():
+            for m in members:
+                if m in owner and owner[m] != cluster:
+                    raise DictionaryError(
+                        f"Dictionary.hierarchy: feature {m!r} listed under both "
+                        f"{owner[m]!r} and {cluster!r}"
+                    )
+                owner[m] = cluster
+        for f in features:
+            if f.cluster not in hierarchy:
+                raise DictionaryError(
+                    f"Feature {f.name!r}: cluster {f.cluster!r} is not a hierarchy key "
+                    f"(keys: {list(hierarchy)})"
+                )
+            if f.name not in hierarchy[f.cluster]:
+                raise DictionaryError(
+                    f"Feature {f.name!r}: not listed under its cluster {f.cluster!r} in the hierarchy"
+                )
+        known = set(names)
+        for cluster, members in hierarchy.items():
+            unknown = [m for m in members if m not in known]
+            if unknown:
+                raise DictionaryError(
+                    f"Dictionary.hierarchy[{cluster!r}]: unknown feature(s) {unknown}"
+                )
+        enc = self.encoding
+        if isinstance(enc, HEA_Rung2):
+            for f in features:
+                if f.theta is not None and f.theta.shape != enc.theta_shape:
+                    raise DictionaryError(
+                        f"Feature {f.name!r}: theta shape {f.theta.shape} != encoding "
+                        f"theta_shape {enc.theta_shape}"
+                    )
+        if len(features) > enc.max_features:
+            raise CapacityError(
+                f"Dictionary {self.name!r}: {len(features)} features exceed the capacity of "
+                f"{type(enc).__name__} ({enc.max_features} linearly independent states); "
+                "select fewer features or use a larger encoding (Rung3 holds 16, "
+                "HEA_Rung2 2**n_qubits)"
+            )
+        slugs: dict[str, str] = {}
+        for n in names:
+            s = slug(n)
+            if s and s in slugs:
+                raise DictionaryError(
+                    f"Dictionary.features: {slugs[s]!r} and {n!r} share the emitted name {s!r}"
+                )
+            slugs[s] = n
+
+    # ----------------------------------------------------------------- lookup
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature_index(self, name: str) -> int:
+        try:
+            return self._index[name]  # type: ignore[attr-defined,no-any-return]
+        except (KeyError, TypeError):
+            raise UnknownFeatureError(
+                f"unknown feature {name!r}; features: {self.feature_names}"
+            ) from None
+
+    def feature(self, name: str) -> Feature:
+        return self.features[self.feature_index(name)]
+
+    @property
+    def knob_table(self) -> np.ndarray:
+        """Read-only ``n_features × encoding.width`` table the Rust core reads."""
+        return self._table  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def cluster_ids(self) -> list[int]:
+        """Cluster index (hierarchy key order) of every feature."""
+        return list(self._cluster_ids)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ knobs
+    def _targets(self, kp: KnobPath) -> list[int]:
+        if kp.ident in self._index:  # type: ignore[attr-defined]
+            return [self.feature_index(kp.ident)]
+        if kp.ident in self.hierarchy:
+            return [self.feature_index(m) for m in self.hierarchy[kp.ident]]
+        raise KnobError(
+            f"knob path '{kp}': {kp.ident!r} is neither a feature nor a cluster; "
+            f"features: {self.feature_names}; clusters: {list(self.hierarchy)}"
+        )
+
+    def _theta_column(self, kp: KnobPath) -> int:
+        enc = self.encoding
+        if not isinstance(enc, HEA_Rung2):
+            raise KnobError(
+                f"knob path '{kp}': '.theta[r,d,q]' needs an HEA_Rung2 dictionary; "
+                f"this one uses {type(enc).__name__}"
+            )
+        assert kp.slot is not None
+        for i, (x, lim, what) in enumerate(zip(kp.slot, enc.theta_shape, ("r", "d", "q"))):
+            if x >= lim:
+                raise KnobError(
+                    f"knob path '{kp}': index {what}={kp.slot[i]} out of range; "
+                    f"theta_shape is {enc.theta_shape}"
+                )
+        return enc.flat(*kp.slot)
+
+    def knob_slots(self, path: str) -> list[int]:
+        """Flat knob-table cells (``feature · width + column``) a path writes.
+        Refuses writes that cannot change the state."""
+        kp = parse_knob(path)
+        w = self.encoding.width
+        targets = self._targets(kp)
+        if kp.knob == "theta":
+            col = self._theta_column(kp)
+            return [i * w + col for i in targets]
+        return [i * w + self.encoding.column(self.features[i], kp.knob) for i in targets]
+
+    def with_knob(self, path: str, value: float) -> Dictionary:
+        """A copy with one knob set (absolute write) on a feature or on every
+        member of a cluster."""
+        return self.with_knobs({path: value})
+
+    def with_knobs(self, values: Mapping[str, float]) -> Dictionary:
+        """A copy with several knobs written in order."""
+        feats = list(self.features)
+        for path, value in values.items():
+            kp = parse_knob(path)
+            v = _finite(f"knob '{path}'", "value", value)
+            self.knob_slots(path)  # validates the write
+            for i in self._targets(kp):
+                f = feats[i]
+                if kp.knob == "theta":
+                    assert isinstance(self.encoding, HEA_Rung2) and kp.slot is not None
+                    theta = np.array(self.encoding.theta_of(f), dtype=np.float64)
+                    theta[kp.slot] = v
+                    feats[i] = replace(f, theta=theta)
+                else:
+                    feats[i] = replace(f, **{kp.knob: v})
+        return replace(self, features=feats)
+
+    def with_phi(self, name: str, value: float) -> Dictionary:
+        self.feature_index(name)
+        return self.with_knob(f"{name}.phi", value)
+
+    def renamed(self, name: str) -> Dictionary:
+        return replace(self, name=name)
+
+    # --------------------------------------------------------------- measures
+    def gram(self) -> np.ndarray:
+        """Complex Gram ``G_ij = ⟨ψ_i|ψ_j⟩`` (not squared)."""
+        return self.encoding.encoder.gram(self._table)  # type: ignore[attr-defined]
+
+    def overlaps(self) -> np.ndarray:
+        """``|G_ij|²``."""
+        return np.abs(self.gram()) ** 2
+
+    def states(self) -> np.ndarray:
+        """State vectors, one row per feature (MPS 8, Rung3 16 = MPS ⊗ amp
+        branch in span{|00⟩,|11⟩}, HEA 2**n_qubits)."""
+        return self.encoding.encoder.states(self._table)  # type: ignore[attr-defined]
+
+    def schmidt_ranks(self) -> np.ndarray:
+        """Schmidt rank of each state across the cut qubit 0 | the rest."""
+        return self.encoding.encoder.schmidt_ranks(self._table).astype(np.int64)  # type: ignore[attr-defined]
+
+    def branch_law(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(M, V, floor)``: per pair ``|G_ij|² = M + V·cos(φ_i − φ_j)`` and
+        the phase-only minimum ``M − |V|`` (MPSRung1 and Rung3 only)."""
+        if isinstance(self.encoding, HEA_Rung2):
+            raise NotImplementedError(
+                "HEA_Rung2 has no closed-form M + V·cos δ law, hence no structural floor"
+            )
+        return self.encoding.encoder.branch_law(self._table)  # type: ignore[attr-defined,no-any-return]
+
+    def _stats(self, target: tuple[int, int] = (0, 0)) -> np.ndarray:
+        scan = _core.Scan(
+            self.encoding.encoder, self._table, [], [], self.cluster_ids, len(self.hierarchy)
+        )
+        return scan.sweep(target)[2][0]
+
+    def tier_stats(self) -> dict[str, float]:
+        """Mean ``|G_ij|²`` per tier: self (1.0), sibling, cross_cluster (NaN if none)."""
+        s = self._stats()
+        return {"self": 1.0, "sibling": float(s[1]), "cross_cluster": float(s[2])}
+
+    def tier_separation(self) -> float | None:
+        """min over clusters (≥ 2 members) of the mean intra overlap minus the
+        largest cross-cluster overlap; None when every cluster is a singleton."""
+        v = float(self._stats()[3])
+        return None if math.isnan(v) else v
+
+    def hierarchical_ordering_preserved(self, a: str, b: str) -> bool:
+        return bool(self._stats((self.feature_index(a), self.feature_index(b)))[4] > 0.5)
+
+    @classmethod
+    def with_default_angles(
+        cls,
+        name: str,
+        hierarchy: Mapping[str, Iterable[str]],
+        encoding: MPSRung1 | HEA_Rung2 | Rung3 | None = None,
+    ) -> Dictionary:
+        """One feature per member, α = γ = φ = 0, β spread over [−0.5, 0.5] by cluster."""
+        k = len(hierarchy)
+        feats = []
+        for i, (cluster, members) in enumerate(hierarchy.items()):
+            beta = 0.0 if k == 1 else -0.5 + i / (k - 1)
+            feats += [Feature(m, cluster, beta) for m in members]
+        return cls(name, feats, {c: list(m) for c, m in hierarchy.items()}, encoding or MPSRung1())
+
+    def __repr__(self) -> str:
+        return (
+            f"Dictionary({self.name!r}, {len(self.features)} features, "
+            f"clusters={list(self.hierarchy)}, encoding={self.encoding!r})"
+        )

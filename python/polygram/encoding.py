@@ -1,0 +1,241 @@
+"""Encodings: how a feature's knobs become a quantum state.
+
+Each encoding is an immutable value object that knows its knob-table layout
+(the row of real numbers the Rust core turns into a state), its capacity and
+which knob paths it can write.  The math lives in ``polygram._core``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from polygram import _core
+from polygram.errors import DictionaryError, KnobError
+
+if TYPE_CHECKING:
+    from polygram.dictionary import Feature
+
+__all__ = ["HEA_Rung2", "MPSRung1", "Rung3", "Rung3State"]
+
+@dataclass(frozen=True)
+class _MpsFamily:
+    """Shared knob handling of the encodings built on the rung-1 MPS."""
+
+    bond_dim: int = 2
+
+    max_features: ClassVar[int]
+    kind: ClassVar[str]
+    columns: ClassVar[dict[str, int]]
+
+    def __post_init__(self) -> None:
+        if self.bond_dim != 2:
+            raise DictionaryError(
+                f"{type(self).__name__}.bond_dim: got {self.bond_dim!r}; only bond_dim=2 exists"
+            )
+
+    @cached_property
+    def encoder(self) -> _core.Encoder:
+        return _core.Encoder(self.kind)
+
+    @property
+    def width(self) -> int:
+        return len(self.row_names)
+
+    row_names: ClassVar[tuple[str, ...]]
+
+    def row(self, f: Feature) -> list[float]:
+        return [getattr(f, k) for k in self.row_names]
+
+    def column(self, f: Feature, knob: str) -> int:
+        """Column of ``knob`` in ``f``'s row; refuses knobs with no effect."""
+        if knob in self.columns:
+            return self.columns[knob]
+        raise KnobError(
+            f"knob '.{knob}' has no effect on {type(self).__name__} features "
+            f"(writable: {', '.join('.' + k for k in self.columns)})"
+        )
+
+
+@dataclass(frozen=True)
+class MPSRung1(_MpsFamily):
+    """The production encoding: a 3-qubit rung-1 MPS per feature, knobs (α, β, γ, φ).
+
+    ``phase_knobs`` is echoed for API compatibility; φ is always a knob.
+    """
+
+    phase_knobs: bool = True
+
+    max_features: ClassVar[int] = 8
+    kind: ClassVar[str] = "mps"
+    columns: ClassVar[dict[str, int]] = {"phi": 3}
+    row_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "phi")
+
+
+@dataclass(frozen=True)
+class Rung3(_MpsFamily):
+    """Experimental 5-qubit encoding: the rung-1 MPS on qubits 0–2 times the
+    amplitude branch ``cos θ|00⟩ + e^{iψ} sin θ|11⟩`` on qubits 3–4."""
+
+    max_features: ClassVar[int] = 16
+    kind: ClassVar[str] = "rung3"
+    columns: ClassVar[dict[str, int]] = {"phi": 3, "theta_amp": 4, "psi_aux": 5}
+    row_names: ClassVar[tuple[str, ...]] = (
+        "alpha", "beta", "gamma", "phi", "theta_amp", "psi_aux",
+    )
+
+
+_ROTATIONS = ("Rx", "Ry", "Rz")
+_ENTANGLERS = ("ring", "chain")
+
+
+@dataclass(frozen=True)
+class HEA_Rung2:  # noqa: N801 - the public name of the seed API
+    """Rung-2 hardware-efficient ansatz: per feature a θ tensor of shape
+    ``(len(rotations), depth, n_qubits)``."""
+
+    depth: int
+    entangler: str = "ring"
+    rotations: tuple[str, ...] = ("Ry", "Rz")
+    tier_separation_bound: float | None = 0.025
+    n_qubits: int = 3
+    kind: ClassVar[str] = "hea"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
+            raise DictionaryError(f"HEA_Rung2.depth: got {self.depth!r}; must be an int >= 1")
+        if self.entangler not in _ENTANGLERS:
+            raise DictionaryError(
+                f"HEA_Rung2.entangler: got {self.entangler!r}; allowed {', '.join(_ENTANGLERS)}"
+            )
+        rots = tuple(self.rotations)
+        if not rots or any(r not in _ROTATIONS for r in rots):
+            raise DictionaryError(
+                f"HEA_Rung2.rotations: got {self.rotations!r}; "
+                f"a non-empty sequence of {', '.join(_ROTATIONS)}"
+            )
+        object.__setattr__(self, "rotations", rots)
+        if (
+            isinstance(self.n_qubits, bool)
+            or not isinstance(self.n_qubits, int)
+            or not 1 <= self.n_qubits <= 20
+        ):
+            raise DictionaryError(
+                f"HEA_Rung2.n_qubits: got {self.n_qubits!r}; must be an int in [1, 20]"
+            )
+        b = self.tier_separation_bound
+        if b is not None and not (isinstance(b, int | float) and 0.0 <= b <= 1.0):
+            raise DictionaryError(
+                f"HEA_Rung2.tier_separation_bound: got {b!r}; None or a float in [0, 1]"
+            )
+
+    @property
+    def max_features(self) -> int:  # type: ignore[override]
+        return 2**self.n_qubits
+
+    @property
+    def theta_shape(self) -> tuple[int, int, int]:
+        return (len(self.rotations), self.depth, self.n_qubits)
+
+    @property
+    def width(self) -> int:
+        r, d, n = self.theta_shape
+        return r * d * n
+
+    @cached_property
+    def encoder(self) -> _core.Encoder:
+        return _core.Encoder(
+            "hea",
+            n_qubits=self.n_qubits,
+            depth=self.depth,
+            rotations=list(self.rotations),
+            entangler=self.entangler,
+        )
+
+    def phi_slot(self, f: Feature) -> tuple[int, int, int] | None:
+        """Where the default θ synthesis puts φ (spec 01 §1.6), or None when
+        φ has no slot (explicit θ, no Rz, or Rz not first with one qubit)."""
+        if f.theta is not None or "Rz" not in self.rotations:
+            return None
+        r = self.rotations.index("Rz")
+        n = self.n_qubits
+        if r == 0:
+            return (0, 0, 1 if n >= 2 else 0)
+        return (r, 0, 1) if n >= 2 else None
+
+    def default_theta(self, f: Feature) -> np.ndarray:
+        """θ synthesised from the MPS knobs: (α, β, γ) on the first declared
+        rotation of layer 0, φ on its Rz slot (overwriting when Rz is first)."""
+        theta = np.zeros(self.theta_shape)
+        for q, v in enumerate((f.alpha, f.beta, f.gamma)[: min(self.n_qubits, 3)]):
+            theta[0, 0, q] = v
+        slot = self.phi_slot(f)
+        if slot is not None and f.phi != 0:
+            theta[slot] = f.phi
+        return theta
+
+    def theta_of(self, f: Feature) -> np.ndarray:
+        return f.theta if f.theta is not None else self.default_theta(f)
+
+    def row(self, f: Feature) -> list[float]:
+        return [float(x) for x in self.theta_of(f).ravel()]
+
+    def flat(self, r: int, d: int, q: int) -> int:
+        _, depth, n = self.theta_shape
+        return (r * depth + d) * n + q
+
+    def column(self, f: Feature, knob: str) -> int:
+        if knob == "phi":
+            slot = self.phi_slot(f)
+            if slot is None:
+                raise KnobError(
+                    f"knob '{f.name}.phi' cannot change the state: on HEA_Rung2 φ only "
+                    "seeds the default θ of a feature without explicit θ and with an "
+                    "Rz slot; write '<feature>.theta[r,d,q]' instead"
+                )
+            return self.flat(*slot)
+        raise KnobError(
+            f"knob '.{knob}' has no effect on HEA_Rung2 features "
+            "(writable: .theta[r,d,q], .phi where it has a θ slot)"
+        )
+
+
+@dataclass(frozen=True)
+class Rung3State:
+    """One feature's Rung3 knobs, for quick amp-branch arithmetic."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    phi: float
+    theta_amp: float = math.pi / 4
+    psi_aux: float = 0.0
+
+    @classmethod
+    def from_mps_knobs(
+        cls,
+        alpha: float,
+        beta: float,
+        gamma: float,
+        phi: float,
+        theta_amp: float = math.pi / 4,
+        psi_aux: float = 0.0,
+    ) -> Rung3State:
+        return cls(alpha, beta, gamma, phi, theta_amp, psi_aux)
+
+    def amp_overlap(self, other: Rung3State) -> complex:
+        """``a = cos θ_i cos θ_j + e^{i(ψ_j − ψ_i)} sin θ_i sin θ_j``."""
+        return math.cos(self.theta_amp) * math.cos(other.theta_amp) + complex(
+            math.cos(other.psi_aux - self.psi_aux), math.sin(other.psi_aux - self.psi_aux)
+        ) * math.sin(self.theta_amp) * math.sin(other.theta_amp)
+
+    def amp_overlap_squared(self, other: Rung3State) -> float:
+        return abs(self.amp_overlap(other)) ** 2
+
+
+AnyEncoding = MPSRung1 | HEA_Rung2 | Rung3
+ENCODINGS = (MPSRung1, HEA_Rung2, Rung3)

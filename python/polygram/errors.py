@@ -1,0 +1,77 @@
+"""Polygram's exception hierarchy.
+
+Every class subclasses the builtin a caller would naturally catch
+(``ValueError``, ``KeyError``, ``OSError``, ``ImportError``), so
+``except ValueError`` keeps working while ``except PolygramError`` catches
+everything the library raises on purpose.  Messages name the field, the
+offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from polygram._core import KernelError
+
+__all__ = [
+    "CapacityError",
+    "DictionaryError",
+    "EmissionError",
+    "ExperimentError",
+    "GridTooLargeError",
+    "KernelError",
+    "KnobError",
+    "MissingDependencyError",
+    "OutputError",
+    "PolygramError",
+    "UnknownFeatureError",
+]
+
+
+class PolygramError(Exception):
+    """Base of every error Polygram raises deliberately."""
+
+
+class DictionaryError(PolygramError, ValueError):
+    """A Feature or Dictionary violates a construction rule (spec 02 §2.2.1)."""
+
+
+class CapacityError(DictionaryError):
+    """More features than the encoding can hold as independent states."""
+
+
+class UnknownFeatureError(PolygramError, KeyError):
+    """A feature name that is not in the dictionary."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class KnobError(PolygramError, ValueError):
+    """A malformed knob path, an unknown identifier, or a knob write that
+    cannot change the state."""
+
+
+class ExperimentError(PolygramError, ValueError):
+    """An invalid Experiment or Cancellation configuration."""
+
+
+class GridTooLargeError(ExperimentError):
+    """A grid whose returned arrays would not fit in the memory budget."""
+
+
+class EmissionError(PolygramError, ValueError):
+    """A dictionary that cannot be written as a Q-Orca machine."""
+
+
+class OutputError(PolygramError, OSError):
+    """An output path that cannot be created or written."""
+
+
+class MissingDependencyError(PolygramError, ImportError):
+    """An optional dependency (an extra) is not installed."""
+
+
+def missing(package: str, extra: str, what: str) -> MissingDependencyError:
+    """The error for an optional import that failed, with the install hint."""
+    return MissingDependencyError(
+        f"{what} needs the '{package}' package: pip install 'polygram[{extra}]'"
+    )
