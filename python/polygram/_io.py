@@ -1,0 +1,46 @@
+"""Atomic file output: write to a temp file beside the target, then rename,
+so a crash never leaves a half-written artefact and inputs are never touched."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from polygram.errors import OutputError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_dir"]
+
+
+def ensure_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents); an unusable path raises OutputError."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"output directory {str(p)!r} cannot be created: {e.strerror or e}") from e
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {str(p)!r} is not writable")
+    return p
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    p = Path(path)
+    ensure_dir(p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {str(p)!r}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
