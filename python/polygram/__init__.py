@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
+from polygram.qorca import QorcaVerification, verify_qorca, write_qorca
 
 try:
     __version__ = version("polygram")
@@ -20,7 +21,10 @@ __all__ = [
     "Feature",
     "MPSRung1",
     "PolygramError",
+    "QorcaVerification",
     "Rung3",
     "Rung3State",
     "__version__",
+    "verify_qorca",
+    "write_qorca",
 ]

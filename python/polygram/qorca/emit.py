@@ -1,0 +1,221 @@
+"""Render a Dictionary as a Q-Orca machine (spec 04 §4.3–4.4).
+
+Knob literals use Python's float ``repr`` (shortest round trip, always with a
+fraction or exponent) because q-orca reads them back with ``float()``: the
+file then rebuilds exactly the Gram we computed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import subprocess
+from pathlib import Path
+
+from polygram._io import atomic_write_text
+from polygram.dictionary import Dictionary, slug
+from polygram.encoding import HEA_Rung2, Rung3
+from polygram.errors import EmissionError
+
+__all__ = ["literal", "provenance_header", "render_machine", "write_qorca"]
+
+MPS_EFFECT = (
+    "Ry(qs[0], a); CNOT(qs[0], qs[1]); Ry(qs[1], a + b); Rz(qs[1], phi); "
+    "CNOT(qs[1], qs[2]); Ry(qs[2], b + c)"
+)
+MPS_SIGNATURE = "(qs, a: angle, b: angle, c: angle, phi: angle) -> qs"
+
+
+def literal(x: float) -> str:
+    """A knob value as q-orca reads it: Python's shortest round-trip float repr."""
+    return repr(float(x))
+
+
+def _slugs(d: Dictionary) -> list[str]:
+    out = []
+    for f in d.features:
+        s = slug(f.name)
+        if not s:
+            raise EmissionError(
+                f"feature name {f.name!r} has no letters or digits; it cannot name a "
+                "Q-Orca state or event"
+            )
+        out.append(s)
+    return out
+
+
+def _git_rev() -> str:
+    """Short revision of the Polygram source tree, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unversioned"
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unversioned"
+
+
+def provenance_header(d: Dictionary) -> str:
+    from polygram import __version__
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [
+        ("source dictionary:", d.name),
+        ("features:", f"{len(d.features)} in {len(d.hierarchy)} clusters"),
+        ("generated:", stamp),
+        ("generator:", f"polygram {__version__}"),
+        ("git rev:", _git_rev()),
+    ]
+    body = "\n".join(f"  {k:<19}{v}" for k, v in rows)
+    return f"<!--\n  Written by Polygram from a Dictionary; regenerate instead of editing.\n{body}\n-->\n"
+
+
+def _mps(d: Dictionary) -> str:
+    slugs = _slugs(d)
+    n, k = len(d.features), len(d.hierarchy)
+    calls = [
+        f"prepare_concept({literal(f.alpha)}, {literal(f.beta)}, {literal(f.gamma)}, {literal(f.phi)})"
+        for f in d.features
+    ]
+    kind = "rung-3 MPS-substrate" if isinstance(d.encoding, Rung3) else "rung-1 MPS"
+    out = [
+        f"# machine {d.name}",
+        "",
+        f"Polygram-generated {kind} dictionary ({n} features, {k} clusters).",
+        "",
+        "## context",
+        "| Field    | Type        | Default            |",
+        "|----------|-------------|--------------------|",
+        "| qubits   | list<qubit> | [q0, q1, q2]       |",
+        "",
+        "## events",
+        *[f"- prepare_{s}" for s in slugs],
+        "- measure_done",
+        "",
+        "## state idle [initial]",
+        "> All three concept qubits start in `|000>`.",
+        "",
+    ]
+    for f, s, call in zip(d.features, slugs, calls):
+        out += [
+            f"## state prepared_{s}",
+            f"> Concept `|{f.name}>` built by `{call}`. Cluster: {f.cluster}.",
+            "",
+        ]
+    out += [
+        "## state done [final]",
+        "> The concept register has been measured.",
+        "",
+        "## transitions",
+        "| Source | Event | Guard | Target | Action |",
+        "|--------|-------|-------|--------|--------|",
+        *[f"| idle | prepare_{s} | | prepared_{s} | {c} |" for s, c in zip(slugs, calls)],
+        *[f"| prepared_{s} | measure_done | | done | |" for s in slugs],
+        "",
+        "## actions",
+        "| Name | Signature | Effect |",
+        "|------|-----------|--------|",
+        f"| prepare_concept | {MPS_SIGNATURE} | {MPS_EFFECT} |",
+        "",
+        "## verification rules",
+        "- unitarity",
+        "- mps_bond_2_with_phase_knob",
+    ]
+    if isinstance(d.encoding, Rung3):
+        out += [
+            "",
+            "## amp branch",
+            "| concept | theta_amp | psi_aux |",
+            "|---------|-----------|---------|",
+            *[
+                f"| {s} | {literal(f.theta_amp)} | {literal(f.psi_aux)} |"
+                for f, s in zip(d.features, slugs)
+            ],
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _nested(theta: object) -> str:
+    import numpy as np
+
+    return repr(np.asarray(theta, dtype=float).tolist())
+
+
+def _hea(d: Dictionary) -> str:
+    enc = d.encoding
+    assert isinstance(enc, HEA_Rung2)
+    slugs = _slugs(d)
+    n, k = len(d.features), len(d.hierarchy)
+    qubits = "[" + ", ".join(f"q{i}" for i in range(enc.n_qubits)) + "]"
+    pad = " " * max(0, len(qubits) - 12)
+    out = [
+        f"# machine {d.name}",
+        "",
+        f"Polygram-generated rung-2 HEA dictionary ({n} features, {k} clusters; "
+        f"depth={enc.depth}, entangler={enc.entangler}, rotations={list(enc.rotations)!r}).",
+        "",
+        "## context",
+        "| Field  | Type        | Default          |",
+        "|--------|-------------|------------------|",
+        f"| qubits | list<qubit> | {qubits}{pad} |",
+        "",
+        "## events",
+        *[f"- prep_{s}" for s in slugs],
+        "",
+        "## state idle [initial]",
+        f"> The {enc.n_qubits}-qubit register in its ground state, no concept loaded yet.",
+        "",
+    ]
+    for f, s in zip(d.features, slugs):
+        out += [
+            f"## state queried_{s} [final]",
+            f"> Concept `{f.name}` is loaded (cluster: {f.cluster}).",
+            "",
+        ]
+    out += [
+        "## transitions",
+        "| Source | Event   | Guard | Target       | Action        |",
+        "|--------|---------|-------|--------------|---------------|",
+        *[f"| idle   | prep_{s} |       | queried_{s} | query_concept |" for s in slugs],
+        "",
+        "## actions",
+        "| Name          | Signature   |",
+        "|---------------|-------------|",
+        "| query_concept | (qs) -> qs  |",
+        "",
+        "## encoding",
+        "| key       | value  |",
+        "|-----------|--------|",
+        "| kind      | hea    |",
+        f"| depth     | {enc.depth}      |",
+        f"| entangler | {enc.entangler}   |",
+        f"| rotations | {', '.join(enc.rotations)} |",
+        "",
+        "## theta",
+        "| concept | tensor | cluster |",
+        "|---------|--------|---------|",
+        *[
+            f"| {s} | {_nested(enc.theta_of(f))} | {f.cluster} |"
+            for f, s in zip(d.features, slugs)
+        ],
+    ]
+    if enc.tier_separation_bound is not None:
+        out += ["", "## invariants", f"- concept_gram_tier_separation >= {enc.tier_separation_bound}"]
+    return "\n".join(out) + "\n"
+
+
+def render_machine(d: Dictionary) -> str:
+    """The machine markdown (no provenance header)."""
+    return _hea(d) if isinstance(d.encoding, HEA_Rung2) else _mps(d)
+
+
+def write_qorca(dictionary: Dictionary, path: str | os.PathLike[str]) -> Path:
+    """Write ``dictionary`` as a ``.q.orca.md`` file (header + machine), atomically."""
+    text = provenance_header(dictionary) + render_machine(dictionary)
+    return atomic_write_text(path, text)
