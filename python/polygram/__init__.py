@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
+from polygram.experiment import Experiment, ExperimentResult, InterferenceSweep
 from polygram.qorca import QorcaVerification, verify_qorca, write_qorca
 
 try:
@@ -17,7 +18,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare tree
 
 __all__ = [
     "HEA_Rung2",
+    "InterferenceSweep",
     "Dictionary",
+    "Experiment",
+    "ExperimentResult",
     "Feature",
     "MPSRung1",
     "PolygramError",
