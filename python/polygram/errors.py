@@ -75,3 +75,39 @@ def missing(package: str, extra: str, what: str) -> MissingDependencyError:
     return MissingDependencyError(
         f"{what} needs the '{package}' package: pip install 'polygram[{extra}]'"
     )
+
+
+# --- SAE import and triage (issue 04) ------------------------------------
+
+
+class SAEFormatError(PolygramError, ValueError):
+    """An SAE checkpoint, config or toy JSON that cannot be read as one:
+    not safetensors, a truncated or corrupted header, no decoder tensor, an
+    unsupported dtype, a shape that disagrees with its config."""
+
+
+class SAEFileNotFoundError(PolygramError, FileNotFoundError):
+    """An SAE file or SAELens folder (or one of its parts) that does not exist."""
+
+
+class OrientationError(SAEFormatError):
+    """A decoder matrix whose feature axis cannot be told apart (a square
+    ``decoder.weight`` with no config or explicit orientation)."""
+
+
+class FeatureSelectionError(PolygramError, ValueError):
+    """Bad ``feature_ids`` / ``names`` / ``cluster_assignments``: empty,
+    repeated, out of range or unknown."""
+
+
+class AnalysisError(PolygramError, ValueError):
+    """Triage or graph input that the analysis layer cannot handle."""
+
+
+__all__ += [
+    "AnalysisError",
+    "FeatureSelectionError",
+    "OrientationError",
+    "SAEFileNotFoundError",
+    "SAEFormatError",
+]
