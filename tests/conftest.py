@@ -1,0 +1,82 @@
+"""Shared fixtures: reference values, the quickstart dictionary, hypothesis profiles.
+
+Hypothesis profile: ``fast`` by default, ``thorough`` with
+``POLYGRAM_HYPOTHESIS_PROFILE=thorough``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from polygram import Dictionary, Feature, MPSRung1
+
+DATA = Path(__file__).parent / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+settings.register_profile(
+    "fast", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("POLYGRAM_HYPOTHESIS_PROFILE", "fast"))
+
+
+def _load_reference() -> dict[str, Any]:
+    def nan(obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: (float("nan") if v == "NaN" else v) for k, v in obj.items()}
+
+    with open(DATA / "reference_values.json", encoding="utf-8") as fh:
+        return json.load(fh, object_hook=nan)  # type: ignore[no-any-return]
+
+
+REFERENCE = _load_reference()
+
+
+@pytest.fixture(scope="session")
+def ref() -> dict[str, Any]:
+    return REFERENCE
+
+
+def dictionary_from_spec(spec: dict[str, Any], encoding: Any = None) -> Dictionary:
+    """Build a Dictionary from a reference-file description (features + hierarchy)."""
+    feats = [
+        Feature(
+            f["name"],
+            f["cluster"],
+            beta=f["beta"],
+            alpha=f.get("alpha", 0.0),
+            gamma=f.get("gamma", 0.0),
+            phi=f.get("phi", 0.0),
+        )
+        for f in spec["features"]
+    ]
+    hierarchy = spec.get("hierarchy")
+    if hierarchy is None:
+        hierarchy = {}
+        for f in spec["features"]:
+            hierarchy.setdefault(f["cluster"], []).append(f["name"])
+    return Dictionary(spec.get("name", "Ref"), feats, hierarchy, encoding or MPSRung1())
+
+
+def quickstart_dictionary() -> Dictionary:
+    return Dictionary(
+        name="AnimalsInterference",
+        features=[
+            Feature("dog_poodle", "dogs", beta=-0.5),
+            Feature("dog_beagle", "dogs", beta=-0.5),
+            Feature("bird_hawk", "birds", beta=0.5),
+            Feature("bird_sparrow", "birds", beta=0.5),
+        ],
+        hierarchy={"dogs": ["dog_poodle", "dog_beagle"], "birds": ["bird_hawk", "bird_sparrow"]},
+        encoding=MPSRung1(bond_dim=2, phase_knobs=True),
+    )
+
+
+@pytest.fixture
+def quickstart() -> Dictionary:
+    return quickstart_dictionary()
