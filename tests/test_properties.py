@@ -7,9 +7,9 @@ import math
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+
 from oracle import gram as oracle_gram
 from oracle import mps_state
-
 from polygram import Dictionary, Experiment, Feature
 
 angle = st.floats(-2 * math.pi, 2 * math.pi, allow_nan=False)
@@ -70,7 +70,9 @@ def test_permutation_equivariance(d: Dictionary, rnd: object) -> None:
     )
 
 
-@given(dictionaries(), st.lists(angle, min_size=1, max_size=6), st.lists(angle, min_size=1, max_size=6))
+@given(
+    dictionaries(), st.lists(angle, min_size=1, max_size=6), st.lists(angle, min_size=1, max_size=6)
+)
 def test_sweep_equals_brute_force_and_is_deterministic(
     d: Dictionary, xs: list[float], ys: list[float]
 ) -> None:

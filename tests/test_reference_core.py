@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REFERENCE, dictionary_from_spec
 
+from conftest import REFERENCE, dictionary_from_spec
 from polygram import Dictionary, Experiment, Feature
 
 ATOL = 1e-12
@@ -182,6 +182,6 @@ def test_schmidt_rank_cases(case: dict[str, Any]) -> None:
 def test_gap_pair_reference_dictionary_is_buildable() -> None:
     spec = REFERENCE["cancellation_gap_case"]["dictionary"]
     d = dictionary_from_spec(spec)
-    m, v, floor = (x[0, 2] for x in d.branch_law())
+    _, v, floor = (x[0, 2] for x in d.branch_law())
     assert v > 0  # α ≠ 0 opens a real phase gap
     assert floor == pytest.approx(0.1801553, abs=1e-7)

@@ -17,12 +17,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "HEA_Rung2",
-    "InterferenceSweep",
     "Dictionary",
     "Experiment",
     "ExperimentResult",
     "Feature",
+    "HEA_Rung2",
+    "InterferenceSweep",
     "MPSRung1",
     "PolygramError",
     "QorcaVerification",

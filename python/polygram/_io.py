@@ -18,7 +18,9 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"output directory {str(p)!r} cannot be created: {e.strerror or e}") from e
+        raise OutputError(
+            f"output directory {str(p)!r} cannot be created: {e.strerror or e}"
+        ) from e
     if not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"output directory {str(p)!r} is not writable")
     return p

@@ -69,7 +69,8 @@ class Feature:
                 raise DictionaryError(f"{owner}.theta: not a numeric array ({e})") from None
             if theta.ndim != 3:
                 raise DictionaryError(
-                    f"{owner}.theta: shape {theta.shape}; expected (len(rotations), depth, n_qubits)"
+                    f"{owner}.theta: shape {theta.shape}; "
+                    "expected (len(rotations), depth, n_qubits)"
                 )
             if not np.isfinite(theta).all():
                 raise DictionaryError(f"{owner}.theta: holds non-finite values; θ must be finite")
@@ -113,7 +114,9 @@ class Dictionary:
         clusters = list(hierarchy)
         object.__setattr__(self, "_cluster_ids", [clusters.index(f.cluster) for f in features])
 
-    def _validate(self, features: tuple[Feature, ...], hierarchy: dict[str, tuple[str, ...]]) -> None:
+    def _validate(
+        self, features: tuple[Feature, ...], hierarchy: dict[str, tuple[str, ...]]
+    ) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise DictionaryError(
                 f"Dictionary.name: got {self.name!r}; must match [A-Za-z_][A-Za-z0-9_]*"
@@ -154,7 +157,8 @@ class Dictionary:
                 )
             if f.name not in hierarchy[f.cluster]:
                 raise DictionaryError(
-                    f"Feature {f.name!r}: not listed under its cluster {f.cluster!r} in the hierarchy"
+                    f"Feature {f.name!r}: not listed under its cluster {f.cluster!r} "
+                    "in the hierarchy"
                 )
         known = set(names)
         for cluster, members in hierarchy.items():

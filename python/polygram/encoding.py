@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEA_Rung2", "MPSRung1", "Rung3", "Rung3State"]
 
+
 @dataclass(frozen=True)
 class _MpsFamily:
     """Shared knob handling of the encodings built on the rung-1 MPS."""
@@ -85,7 +86,12 @@ class Rung3(_MpsFamily):
     kind: ClassVar[str] = "rung3"
     columns: ClassVar[dict[str, int]] = {"phi": 3, "theta_amp": 4, "psi_aux": 5}
     row_names: ClassVar[tuple[str, ...]] = (
-        "alpha", "beta", "gamma", "phi", "theta_amp", "psi_aux",
+        "alpha",
+        "beta",
+        "gamma",
+        "phi",
+        "theta_amp",
+        "psi_aux",
     )
 
 
@@ -94,7 +100,7 @@ _ENTANGLERS = ("ring", "chain")
 
 
 @dataclass(frozen=True)
-class HEA_Rung2:  # noqa: N801 - the public name of the seed API
+class HEA_Rung2:
     """Rung-2 hardware-efficient ansatz: per feature a θ tensor of shape
     ``(len(rotations), depth, n_qubits)``."""
 

@@ -99,7 +99,9 @@ class Experiment:
         self.measures = list(measures) if measures is not None else ["overlap", "gram_matrix"]
         for m in self.measures:
             if m not in MEASURES:
-                raise ExperimentError(f"Experiment.measures: unknown {m!r}; allowed {list(MEASURES)}")
+                raise ExperimentError(
+                    f"Experiment.measures: unknown {m!r}; allowed {list(MEASURES)}"
+                )
         self.assertions = list(assertions or [])
         for a in self.assertions:
             if a not in ASSERTIONS:
@@ -115,7 +117,9 @@ class Experiment:
                 f"encoding with a tier_separation_bound; {enc!r} has none"
             )
         if not isinstance(sweep, Mapping):
-            raise ExperimentError(f"Experiment.sweep: got {type(sweep).__name__}; expected a mapping")
+            raise ExperimentError(
+                f"Experiment.sweep: got {type(sweep).__name__}; expected a mapping"
+            )
         self.sweep: dict[str, np.ndarray] = {}
         for key, values in sweep.items():
             dictionary.knob_slots(key)  # grammar, identifier, no-op writes
@@ -220,7 +224,9 @@ class InterferenceSweep:
                 passes[name] = np.full(dims or (1,), end)
         members = [len(m) for m in d.hierarchy.values()]
         tier_sep = (
-            None if all(k == 1 for k in members) else np.nan_to_num(stats[:, 3], nan=0.0).reshape(dims)
+            None
+            if all(k == 1 for k in members)
+            else np.nan_to_num(stats[:, 3], nan=0.0).reshape(dims)
         )
         return ExperimentResult(
             sweep_axes=dict(exp.sweep),
@@ -302,7 +308,9 @@ class ExperimentResult:
         ]
         if self.tier_separation is not None:
             series.append(self.tier_separation.ravel())
-        checks = [np.broadcast_to(v, self.overlaps.shape).ravel() for v in self.assertion_pass.values()]
+        checks = [
+            np.broadcast_to(v, self.overlaps.shape).ravel() for v in self.assertion_pass.values()
+        ]
         for i in range(self.overlaps.size):
             w.writerow(
                 [_num(x[i]) for x in flat]

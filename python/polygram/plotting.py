@@ -41,7 +41,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     return atomic_write_bytes(p, buf.getvalue())
 
 
-def plot_sweep(result: ExperimentResult, path: str | os.PathLike[str], kind: str = "overlap") -> Path:
+def plot_sweep(
+    result: ExperimentResult, path: str | os.PathLike[str], kind: str = "overlap"
+) -> Path:
     """1-D: target overlap with sibling (dashed) and cross-cluster (dotted)
     tier means; 2-D: heatmap of the overlap (first key on x)."""
     if kind != "overlap":
@@ -54,8 +56,16 @@ def plot_sweep(result: ExperimentResult, path: str | os.PathLike[str], kind: str
         x = result.sweep_axes[keys[0]]
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot(x, result.overlaps, "o-", ms=3.5, label=f"({a}, {b})")
-        ax.plot(x, result.tier_stats["sibling"], "--", color="tab:green", label="sibling tier (mean)")
-        ax.plot(x, result.tier_stats["cross_cluster"], ":", color="grey", label="cross-cluster tier (mean)")
+        ax.plot(
+            x, result.tier_stats["sibling"], "--", color="tab:green", label="sibling tier (mean)"
+        )
+        ax.plot(
+            x,
+            result.tier_stats["cross_cluster"],
+            ":",
+            color="grey",
+            label="cross-cluster tier (mean)",
+        )
         ax.set_xlabel(keys[0])
         ax.set_ylabel(label)
         ax.set_title(f"{result.dictionary_name} — target overlap")

@@ -73,14 +73,15 @@ def provenance_header(d: Dictionary) -> str:
         ("git rev:", _git_rev()),
     ]
     body = "\n".join(f"  {k:<19}{v}" for k, v in rows)
-    return f"<!--\n  Written by Polygram from a Dictionary; regenerate instead of editing.\n{body}\n-->\n"
+    note = "Written by Polygram from a Dictionary; regenerate instead of editing."
+    return f"<!--\n  {note}\n{body}\n-->\n"
 
 
 def _mps(d: Dictionary) -> str:
     slugs = _slugs(d)
     n, k = len(d.features), len(d.hierarchy)
     calls = [
-        f"prepare_concept({literal(f.alpha)}, {literal(f.beta)}, {literal(f.gamma)}, {literal(f.phi)})"
+        "prepare_concept(" + ", ".join(literal(v) for v in (f.alpha, f.beta, f.gamma, f.phi)) + ")"
         for f in d.features
     ]
     kind = "rung-3 MPS-substrate" if isinstance(d.encoding, Rung3) else "rung-1 MPS"
@@ -200,13 +201,14 @@ def _hea(d: Dictionary) -> str:
         "## theta",
         "| concept | tensor | cluster |",
         "|---------|--------|---------|",
-        *[
-            f"| {s} | {_nested(enc.theta_of(f))} | {f.cluster} |"
-            for f, s in zip(d.features, slugs)
-        ],
+        *[f"| {s} | {_nested(enc.theta_of(f))} | {f.cluster} |" for f, s in zip(d.features, slugs)],
     ]
     if enc.tier_separation_bound is not None:
-        out += ["", "## invariants", f"- concept_gram_tier_separation >= {enc.tier_separation_bound}"]
+        out += [
+            "",
+            "## invariants",
+            f"- concept_gram_tier_separation >= {enc.tier_separation_bound}",
+        ]
     return "\n".join(out) + "\n"
 
 

@@ -133,7 +133,10 @@ def verify_qorca(
             diff = float(np.max(np.abs(ours - gram)))
             if diff > GRAM_TOLERANCE:
                 errors.append(
-                    ("GRAM_MISMATCH", f"max |G_file − G_dictionary| = {diff:.3e} > {GRAM_TOLERANCE}")
+                    (
+                        "GRAM_MISMATCH",
+                        f"max |G_file − G_dictionary| = {diff:.3e} > {GRAM_TOLERANCE}",
+                    )
                 )
     return QorcaVerification(
         valid=not errors,
