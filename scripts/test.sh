@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every test: Rust format/lint/unit tests, Python lint, the pytest suite.
+EXTRAS="dev,plot,opt,sae"
+. "$(dirname "$0")/_env.sh"
+echo "== cargo fmt / clippy / test"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test -p polygram-core --locked
+echo "== ruff"
+ruff check python tests benches examples
+echo "== pytest"
+python -m pytest -q "$@"
