@@ -1,0 +1,41 @@
+"""SAE import: records, loaders (toy JSON, safetensors, SAELens folders) and
+``from_sae_lens``.  See docs/sae-import.md."""
+
+from __future__ import annotations
+
+from polygram.sae.importer import SelectionReport, from_sae_lens, kmeans_partition
+from polygram.sae.records import SAEFeatureRecord
+from polygram.sae.saelens import (
+    SAELensConfig,
+    layer_from_hook,
+    load_sae_lens_folder,
+    read_sae_lens_config,
+)
+from polygram.sae.safetensors_io import (
+    DECODER_KEYS,
+    SafetensorsHeader,
+    TensorInfo,
+    load_sae_safetensors,
+    read_safetensors_header,
+)
+from polygram.sae.toy import dumps_toy_sae, load_toy_sae, toy_sae_document, write_toy_sae
+
+__all__ = [
+    "DECODER_KEYS",
+    "SAEFeatureRecord",
+    "SAELensConfig",
+    "SafetensorsHeader",
+    "SelectionReport",
+    "TensorInfo",
+    "dumps_toy_sae",
+    "from_sae_lens",
+    "kmeans_partition",
+    "layer_from_hook",
+    "load_sae_lens_folder",
+    "load_sae_safetensors",
+    "load_toy_sae",
+    "read_safetensors_header",
+    "read_sae_lens_config",
+    "toy_sae_document",
+    "write_toy_sae",
+]

@@ -1,0 +1,158 @@
+"""``SAEFeatureRecord``: one SAE feature as the importer sees it.
+
+Dtype policy (see docs/sae-import.md): a projection is stored without ever
+being widened.  Checkpoint loaders hand over float32 row views of a single
+decoder array, so a 16k-feature SAE is held once, at float32, whatever the
+number of records.  Float64 input (toy JSON, hand-rolled lists) stays
+float64 so that decimal values are not rounded; float16 input is widened to
+float32 (exact), integer input to float64 (exact).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from polygram.errors import SAEFormatError
+
+__all__ = ["SAEFeatureRecord", "as_projection"]
+
+
+def as_projection(value: Any, *, owner: str = "SAEFeatureRecord") -> np.ndarray:
+    """``value`` as a read-only 1-D finite float array (float32 or float64).
+
+    A float32/float64 ndarray is wrapped in a read-only *view* (no copy, and
+    the caller's array keeps its own flags); anything else is converted once.
+    """
+    if isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64):
+        arr = value.view()
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise SAEFormatError(f"{owner}.projection: not a numeric vector ({e})") from None
+        if arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind in "iub":
+            if arr.dtype.kind == "b":
+                raise SAEFormatError(f"{owner}.projection: got a boolean array; expected floats")
+            arr = arr.astype(np.float64)
+        elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
+            arr = arr.astype(np.float64)  # longdouble and friends
+        elif arr.dtype.kind != "f":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as e:
+                raise SAEFormatError(
+                    f"{owner}.projection: dtype {arr.dtype} is not numeric ({e})"
+                ) from None
+        else:
+            arr = arr.view()
+    if arr.ndim != 1:
+        raise SAEFormatError(
+            f"{owner}.projection: shape {arr.shape}; expected a 1-D vector (one decoder row)"
+        )
+    if arr.shape[0] == 0:
+        raise SAEFormatError(f"{owner}.projection: empty vector; expected at least one component")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise SAEFormatError(
+            f"{owner}.projection: component {bad} is {arr[bad]!r}; every value must be finite"
+        )
+    arr.flags.writeable = False
+    return arr
+
+
+def _optional_float(owner: str, field: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise SAEFormatError(f"{owner}.{field}: got {value!r}; expected a finite number or None")
+    v = float(value)
+    if not math.isfinite(v):
+        raise SAEFormatError(f"{owner}.{field}: got {v!r}; expected a finite number or None")
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class SAEFeatureRecord:
+    """One SAE feature: its index in ``d_sae``, a name, its decoder row
+    (``projection``) and optional label / activation statistics.
+
+    ``label`` of the form ``"<cluster>/<anything>"`` lets ``from_sae_lens``
+    cluster by label.  Equality compares every field, projections by value
+    and dtype.
+    """
+
+    feature_id: int
+    name: str
+    projection: np.ndarray
+    label: str | None = None
+    activation_mean: float | None = None
+    activation_std: float | None = None
+
+    def __post_init__(self) -> None:
+        fid = self.feature_id
+        if isinstance(fid, bool) or not isinstance(fid, Integral) or int(fid) < 0:
+            raise SAEFormatError(
+                f"SAEFeatureRecord.feature_id: got {fid!r}; expected a non-negative integer "
+                "(an index into d_sae)"
+            )
+        object.__setattr__(self, "feature_id", int(fid))
+        owner = f"SAEFeatureRecord({int(fid)})"
+        if not isinstance(self.name, str) or not self.name:
+            raise SAEFormatError(f"{owner}.name: got {self.name!r}; expected a non-empty string")
+        if self.label is not None and not isinstance(self.label, str):
+            raise SAEFormatError(f"{owner}.label: got {self.label!r}; expected a string or None")
+        object.__setattr__(self, "projection", as_projection(self.projection, owner=owner))
+        for field in ("activation_mean", "activation_std"):
+            object.__setattr__(self, field, _optional_float(owner, field, getattr(self, field)))
+
+    @classmethod
+    def _trusted(cls, feature_id: int, name: str, row: np.ndarray) -> SAEFeatureRecord:
+        """Loader fast path: ``row`` is a read-only 1-D float32/float64 view
+        already checked finite in bulk, so per-record validation (one numpy
+        pass per row, 16k rows on a real SAE) is skipped."""
+        rec = object.__new__(cls)
+        for field, value in (
+            ("feature_id", feature_id),
+            ("name", name),
+            ("projection", row),
+            ("label", None),
+            ("activation_mean", None),
+            ("activation_std", None),
+        ):
+            object.__setattr__(rec, field, value)
+        return rec
+
+    @property
+    def dim(self) -> int:
+        """Length of the decoder row (``d_in``)."""
+        return int(self.projection.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SAEFeatureRecord):
+            return NotImplemented
+        return (
+            self.feature_id == other.feature_id
+            and self.name == other.name
+            and self.label == other.label
+            and self.activation_mean == other.activation_mean
+            and self.activation_std == other.activation_std
+            and self.projection.dtype == other.projection.dtype
+            and np.array_equal(self.projection, other.projection)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.feature_id, self.name, self.label))
+
+    def __repr__(self) -> str:
+        extra = "" if self.label is None else f", label={self.label!r}"
+        return (
+            f"SAEFeatureRecord({self.feature_id}, {self.name!r}, "
+            f"projection=<{self.projection.dtype}[{self.dim}]>{extra})"
+        )
