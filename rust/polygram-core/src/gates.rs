@@ -146,7 +146,13 @@ mod tests {
         s.rx(0, std::f64::consts::FRAC_PI_2);
         let before = s.clone();
         s.rz(0, 0.8);
-        assert!(close(s.amplitudes()[0], before.amplitudes()[0] * C64::from_polar(1.0, -0.4)));
-        assert!(close(s.amplitudes()[1], before.amplitudes()[1] * C64::from_polar(1.0, 0.4)));
+        assert!(close(
+            s.amplitudes()[0],
+            before.amplitudes()[0] * C64::from_polar(1.0, -0.4)
+        ));
+        assert!(close(
+            s.amplitudes()[1],
+            before.amplitudes()[1] * C64::from_polar(1.0, 0.4)
+        ));
     }
 }

@@ -23,7 +23,11 @@ fn check(enc: &Encoding, table: &ArrayView2<f64>) -> Result<()> {
     if table.ncols() != enc.width() {
         return Err(Error::invalid(
             "params",
-            format!("expected {} knobs per feature, got {}", enc.width(), table.ncols()),
+            format!(
+                "expected {} knobs per feature, got {}",
+                enc.width(),
+                table.ncols()
+            ),
         ));
     }
     let flat: Vec<f64> = table.iter().copied().collect();
@@ -160,12 +164,20 @@ mod tests {
     #[test]
     fn rejects_non_finite_knobs() {
         let t = array![[0.0, f64::NAN, 0.0, 0.0]];
-        assert!(matches!(gram(&Encoding::Mps, t.view()), Err(Error::Invalid { .. })));
+        assert!(matches!(
+            gram(&Encoding::Mps, t.view()),
+            Err(Error::Invalid { .. })
+        ));
     }
 
     #[test]
     fn schmidt_rank_follows_alpha() {
-        for (alpha, rank) in [(0.0, 1), (0.7, 2), (std::f64::consts::PI, 1), (2.0 * std::f64::consts::PI, 1)] {
+        for (alpha, rank) in [
+            (0.0, 1),
+            (0.7, 2),
+            (std::f64::consts::PI, 1),
+            (2.0 * std::f64::consts::PI, 1),
+        ] {
             let s = mps::amplitudes(alpha, 0.2, 0.3, 1.0);
             assert_eq!(schmidt_rank(&s), rank, "alpha={alpha}");
         }

@@ -91,7 +91,10 @@ impl Scan {
         }
         let mut base_states = vec![C64::new(0.0, 0.0); n * dim];
         for f in 0..n {
-            enc.state_into(&base[f * width..(f + 1) * width], &mut base_states[f * dim..(f + 1) * dim]);
+            enc.state_into(
+                &base[f * width..(f + 1) * width],
+                &mut base_states[f * dim..(f + 1) * dim],
+            );
         }
         let mut scan = Scan {
             enc,
@@ -137,7 +140,8 @@ impl Scan {
         let mut out = vec![C64::new(0.0, 0.0); ax.values.len() * self.dim];
         for (i, &v) in ax.values.iter().enumerate() {
             self.write(&mut row, f, k, v);
-            self.enc.state_into(&row, &mut out[i * self.dim..(i + 1) * self.dim]);
+            self.enc
+                .state_into(&row, &mut out[i * self.dim..(i + 1) * self.dim]);
         }
         out
     }
@@ -162,8 +166,8 @@ impl Scan {
 
     /// Build the states of the dynamic features among `needed` into `scratch`.
     fn build_dynamic(&self, idx: &[usize], needed: &[bool], scratch: &mut Scratch) {
-        for f in 0..self.n {
-            if let (true, Source::Dynamic { axes }) = (needed[f], &self.sources[f]) {
+        for (f, (&need, source)) in needed.iter().zip(&self.sources).enumerate() {
+            if let (true, Source::Dynamic { axes }) = (need, source) {
                 let row = &mut scratch.row;
                 row.copy_from_slice(&self.base[f * self.width..(f + 1) * self.width]);
                 for &k in axes {
@@ -171,7 +175,8 @@ impl Scan {
                     self.write(row, f, k, v);
                 }
                 let off = f * self.dim;
-                self.enc.state_into(row, &mut scratch.states[off..off + self.dim]);
+                self.enc
+                    .state_into(row, &mut scratch.states[off..off + self.dim]);
             }
         }
     }
@@ -193,7 +198,13 @@ impl Scan {
         }
     }
 
-    fn check_range(&self, range: &Range<usize>, len: usize, per_point: usize, what: &str) -> Result<()> {
+    fn check_range(
+        &self,
+        range: &Range<usize>,
+        len: usize,
+        per_point: usize,
+        what: &str,
+    ) -> Result<()> {
         if range.end > self.n_points || range.start > range.end || len != range.len() * per_point {
             return Err(Error::invalid(
                 what,
@@ -210,7 +221,11 @@ impl Scan {
         if tiers.n_features() != self.n {
             return Err(Error::invalid(
                 "clusters",
-                format!("{} cluster labels for {} features", tiers.n_features(), self.n),
+                format!(
+                    "{} cluster labels for {} features",
+                    tiers.n_features(),
+                    self.n
+                ),
             ));
         }
         if target.0 >= self.n || target.1 >= self.n {
@@ -355,7 +370,13 @@ pub fn best_index(overlaps: &[f64], feasible: &[bool]) -> Option<usize> {
             .enumerate()
             .filter(|(_, (_, &f))| f || !only_feasible)
             .map(|(i, (&o, _))| (o, i))
-            .reduce_with(|x, y| if y.0 < x.0 || (y.0 == x.0 && y.1 < x.1) { y } else { x })
+            .reduce_with(|x, y| {
+                if y.0 < x.0 || (y.0 == x.0 && y.1 < x.1) {
+                    y
+                } else {
+                    x
+                }
+            })
             .map(|(_, i)| i)
     };
     pick(true).or_else(|| pick(false))
@@ -378,21 +399,40 @@ mod tests {
     }
 
     fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-        (0..n).map(|i| if i + 1 == n { hi } else { lo + i as f64 * (hi - lo) / (n - 1) as f64 }).collect()
+        (0..n)
+            .map(|i| {
+                if i + 1 == n {
+                    hi
+                } else {
+                    lo + i as f64 * (hi - lo) / (n - 1) as f64
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn sweep_matches_gram_of_the_written_table() {
         let base = quickstart();
         let axes = vec![
-            Axis { slots: vec![3], values: linspace(0.0, PI, 3) },
-            Axis { slots: vec![2 * 4 + 3], values: linspace(0.0, PI, 4) },
+            Axis {
+                slots: vec![3],
+                values: linspace(0.0, PI, 3),
+            },
+            Axis {
+                slots: vec![2 * 4 + 3],
+                values: linspace(0.0, PI, 4),
+            },
         ];
         let scan = Scan::new(Encoding::Mps, base.view(), axes.clone()).unwrap();
         let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
         let p = scan.n_points();
-        let (mut g, mut r, mut s) = (vec![C64::new(0.0, 0.0); p * 16], vec![0u8; p * 4], vec![0.0; p * 5]);
-        scan.sweep_chunk(0..p, &tiers, (0, 2), &mut g, &mut r, &mut s).unwrap();
+        let (mut g, mut r, mut s) = (
+            vec![C64::new(0.0, 0.0); p * 16],
+            vec![0u8; p * 4],
+            vec![0.0; p * 5],
+        );
+        scan.sweep_chunk(0..p, &tiers, (0, 2), &mut g, &mut r, &mut s)
+            .unwrap();
         for i in 0..3 {
             for j in 0..4 {
                 let mut t = base.clone();
@@ -417,13 +457,20 @@ mod tests {
             [0.9, -0.45, 0.3, 0.0]
         ];
         let axes = vec![
-            Axis { slots: vec![3], values: linspace(0.0, 2.0 * PI, 7) },
-            Axis { slots: vec![2 * 4 + 3], values: linspace(0.0, 2.0 * PI, 7) },
+            Axis {
+                slots: vec![3],
+                values: linspace(0.0, 2.0 * PI, 7),
+            },
+            Axis {
+                slots: vec![2 * 4 + 3],
+                values: linspace(0.0, 2.0 * PI, 7),
+            },
         ];
         let scan = Scan::new(Encoding::Mps, base.view(), axes).unwrap();
         let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
         let (mut o, mut f, mut kv) = (vec![0.0; 49], vec![false; 49], vec![0.0; 98]);
-        scan.grid_chunk(0..49, &tiers, (0, 2), false, &mut o, &mut f, Some(&mut kv)).unwrap();
+        scan.grid_chunk(0..49, &tiers, (0, 2), false, &mut o, &mut f, Some(&mut kv))
+            .unwrap();
         let best = best_index(&o, &f).unwrap();
         assert!((o[best] - 0.18015530).abs() < 1e-7);
         assert_eq!((kv[2 * best], kv[2 * best + 1]), (0.0, PI));
@@ -433,13 +480,20 @@ mod tests {
     fn two_axes_on_one_feature_rebuild_it_per_point() {
         let base = quickstart();
         let axes = vec![
-            Axis { slots: vec![2 * 4 + 3], values: vec![0.0, 1.0] },
-            Axis { slots: vec![2 * 4], values: vec![0.0, 0.5] },
+            Axis {
+                slots: vec![2 * 4 + 3],
+                values: vec![0.0, 1.0],
+            },
+            Axis {
+                slots: vec![2 * 4],
+                values: vec![0.0, 0.5],
+            },
         ];
         let scan = Scan::new(Encoding::Mps, base.view(), axes).unwrap();
         let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
         let (mut o, mut f) = (vec![0.0; 4], vec![false; 4]);
-        scan.grid_chunk(0..4, &tiers, (0, 2), true, &mut o, &mut f, None).unwrap();
+        scan.grid_chunk(0..4, &tiers, (0, 2), true, &mut o, &mut f, None)
+            .unwrap();
         let mut t = base.clone();
         t[[2, 3]] = 1.0;
         t[[2, 0]] = 0.5;
@@ -450,13 +504,30 @@ mod tests {
     #[test]
     fn bad_slots_and_values_are_errors() {
         let base = quickstart();
-        let bad = Scan::new(Encoding::Mps, base.view(), vec![Axis { slots: vec![99], values: vec![0.0] }]);
+        let bad = Scan::new(
+            Encoding::Mps,
+            base.view(),
+            vec![Axis {
+                slots: vec![99],
+                values: vec![0.0],
+            }],
+        );
         assert!(bad.is_err());
-        let nan = Scan::new(Encoding::Mps, base.view(), vec![Axis { slots: vec![3], values: vec![f64::NAN] }]);
+        let nan = Scan::new(
+            Encoding::Mps,
+            base.view(),
+            vec![Axis {
+                slots: vec![3],
+                values: vec![f64::NAN],
+            }],
+        );
         assert!(nan.is_err());
         assert_eq!(best_index(&[], &[]), None);
         assert_eq!(best_index(&[0.3, 0.1, 0.1], &[true, false, false]), Some(0));
-        assert_eq!(best_index(&[0.3, 0.1, 0.1], &[false, false, false]), Some(1));
+        assert_eq!(
+            best_index(&[0.3, 0.1, 0.1], &[false, false, false]),
+            Some(1)
+        );
         assert_eq!(best_index(&[0.3, 0.1, 0.2], &[true, false, true]), Some(2));
     }
 }

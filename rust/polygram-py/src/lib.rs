@@ -8,7 +8,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+};
 use polygram_core::scan::{self, Axis, SWEEP_STATS};
 use polygram_core::tiers::Tiers;
 use polygram_core::{gram, Encoding, Entangler, Error, Hea, Rotation, C64};
@@ -16,7 +18,12 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(_core, KernelError, PyValueError, "A kernel argument is out of its domain.");
+create_exception!(
+    _core,
+    KernelError,
+    PyValueError,
+    "A kernel argument is out of its domain."
+);
 
 fn to_py(e: Error) -> PyErr {
     match e {
@@ -90,7 +97,8 @@ where
     let mut start = 0;
     while start < total {
         let end = (start + step).min(total);
-        py.detach(|| pool.install(|| work(start..end))).map_err(to_py)?;
+        py.detach(|| pool.install(|| work(start..end)))
+            .map_err(to_py)?;
         py.check_signals()?;
         start = end;
     }
@@ -108,7 +116,9 @@ fn parse_rotation(s: &str) -> PyResult<Rotation> {
         "Rx" => Ok(Rotation::Rx),
         "Ry" => Ok(Rotation::Ry),
         "Rz" => Ok(Rotation::Rz),
-        _ => Err(KernelError::new_err(format!("rotations: unknown rotation {s:?}; allowed Rx, Ry, Rz"))),
+        _ => Err(KernelError::new_err(format!(
+            "rotations: unknown rotation {s:?}; allowed Rx, Ry, Rz"
+        ))),
     }
 }
 
@@ -116,12 +126,21 @@ fn parse_rotation(s: &str) -> PyResult<Rotation> {
 impl Encoder {
     #[new]
     #[pyo3(signature = (kind, n_qubits=3, depth=1, rotations=vec!["Ry".to_string()], entangler="ring"))]
-    fn new(kind: &str, n_qubits: usize, depth: usize, rotations: Vec<String>, entangler: &str) -> PyResult<Self> {
+    fn new(
+        kind: &str,
+        n_qubits: usize,
+        depth: usize,
+        rotations: Vec<String>,
+        entangler: &str,
+    ) -> PyResult<Self> {
         let enc = match kind {
             "mps" => Encoding::Mps,
             "rung3" => Encoding::Rung3,
             "hea" => {
-                let rots = rotations.iter().map(|r| parse_rotation(r)).collect::<PyResult<Vec<_>>>()?;
+                let rots = rotations
+                    .iter()
+                    .map(|r| parse_rotation(r))
+                    .collect::<PyResult<Vec<_>>>()?;
                 let ent = match entangler {
                     "ring" => Entangler::Ring,
                     "chain" => Entangler::Chain,
@@ -133,7 +152,11 @@ impl Encoder {
                 };
                 Encoding::Hea(Hea::new(n_qubits, depth, rots, ent).map_err(to_py)?)
             }
-            _ => return Err(KernelError::new_err(format!("kind: unknown encoding {kind:?}; allowed mps, rung3, hea"))),
+            _ => {
+                return Err(KernelError::new_err(format!(
+                    "kind: unknown encoding {kind:?}; allowed mps, rung3, hea"
+                )))
+            }
         };
         Ok(Encoder { enc })
     }
@@ -150,21 +173,35 @@ impl Encoder {
         self.enc.dim()
     }
 
-    fn states<'py>(&self, py: Python<'py>, params: PyReadonlyArray2<'py, f64>) -> PyResult<Bound<'py, PyArray2<C64>>> {
+    fn states<'py>(
+        &self,
+        py: Python<'py>,
+        params: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<C64>>> {
         let p = params.as_array();
         Ok(gram::states(&self.enc, p).map_err(to_py)?.into_pyarray(py))
     }
 
-    fn gram<'py>(&self, py: Python<'py>, params: PyReadonlyArray2<'py, f64>) -> PyResult<Bound<'py, PyArray2<C64>>> {
+    fn gram<'py>(
+        &self,
+        py: Python<'py>,
+        params: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<C64>>> {
         let p = params.as_array();
         Ok(gram::gram(&self.enc, p).map_err(to_py)?.into_pyarray(py))
     }
 
     /// Grams of a stack of knob tables `(batch, n_features, width)`.
-    fn gram_batch<'py>(&self, py: Python<'py>, tables: PyReadonlyArray3<'py, f64>) -> PyResult<Bound<'py, PyArray3<C64>>> {
+    fn gram_batch<'py>(
+        &self,
+        py: Python<'py>,
+        tables: PyReadonlyArray3<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray3<C64>>> {
         let t = tables.as_array();
         let pool = pool()?;
-        let out: Array3<C64> = py.detach(|| pool.install(|| gram::gram_batch(&self.enc, t))).map_err(to_py)?;
+        let out: Array3<C64> = py
+            .detach(|| pool.install(|| gram::gram_batch(&self.enc, t)))
+            .map_err(to_py)?;
         Ok(out.into_pyarray(py))
     }
 
@@ -174,15 +211,27 @@ impl Encoder {
         &self,
         py: Python<'py>,
         params: PyReadonlyArray2<'py, f64>,
-    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+    ) -> PyResult<(
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<f64>>,
+    )> {
         let (m, v, f) = gram::branch_law(&self.enc, params.as_array()).map_err(to_py)?;
         Ok((m.into_pyarray(py), v.into_pyarray(py), f.into_pyarray(py)))
     }
 
     /// Schmidt rank (qubit 0 | rest) of every row's state.
-    fn schmidt_ranks<'py>(&self, py: Python<'py>, params: PyReadonlyArray2<'py, f64>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    fn schmidt_ranks<'py>(
+        &self,
+        py: Python<'py>,
+        params: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
         let s = gram::states(&self.enc, params.as_array()).map_err(to_py)?;
-        let r: Array1<u8> = s.rows().into_iter().map(|row| gram::schmidt_rank(&row.to_vec())).collect();
+        let r: Array1<u8> = s
+            .rows()
+            .into_iter()
+            .map(|row| gram::schmidt_rank(&row.to_vec()))
+            .collect();
         Ok(r.into_pyarray(py))
     }
 }
@@ -217,7 +266,10 @@ impl Scan {
         let axes = slots
             .into_iter()
             .zip(values)
-            .map(|(s, v)| Axis { slots: s, values: v.as_array().to_vec() })
+            .map(|(s, v)| Axis {
+                slots: s,
+                values: v.as_array().to_vec(),
+            })
             .collect();
         let scan = scan::Scan::new(encoder.enc.clone(), base.as_array(), axes).map_err(to_py)?;
         let tiers = Tiers::new(clusters, n_clusters).map_err(to_py)?;
@@ -236,7 +288,11 @@ impl Scan {
         &self,
         py: Python<'py>,
         target: (usize, usize),
-    ) -> PyResult<(Bound<'py, PyArray3<C64>>, Bound<'py, PyArray2<u8>>, Bound<'py, PyArray2<f64>>)> {
+    ) -> PyResult<(
+        Bound<'py, PyArray3<C64>>,
+        Bound<'py, PyArray2<u8>>,
+        Bound<'py, PyArray2<f64>>,
+    )> {
         let (p, n) = (self.scan.n_points(), self.scan.n_features());
         let mut g = Array3::<C64>::zeros((p, n, n));
         let mut r = Array2::<u8>::zeros((p, n));
@@ -250,7 +306,8 @@ impl Scan {
             let mut chunks = split3(gs, rs, ss, n * n, n, SWEEP_STATS, p);
             chunked(py, chunks.len(), 64, |range| {
                 for c in &mut chunks[range] {
-                    self.scan.sweep_chunk(c.0.clone(), &self.tiers, target, c.1, c.2, c.3)?;
+                    self.scan
+                        .sweep_chunk(c.0.clone(), &self.tiers, target, c.1, c.2, c.3)?;
                 }
                 Ok(())
             })?;
@@ -276,7 +333,11 @@ impl Scan {
         let (p, k) = (self.scan.n_points(), self.scan.n_axes());
         let mut o = Array1::<f64>::zeros(p);
         let mut f = Array1::<bool>::from_elem(p, false);
-        let mut kv = if with_knobs { Some(Array2::<f64>::zeros((p, k))) } else { None };
+        let mut kv = if with_knobs {
+            Some(Array2::<f64>::zeros((p, k)))
+        } else {
+            None
+        };
         {
             let os = o.as_slice_mut().expect("contiguous");
             let fs = f.as_slice_mut().expect("contiguous");
@@ -288,7 +349,17 @@ impl Scan {
                 let kc = ks.as_deref_mut().map(|s| &mut s[start * k..end * k]);
                 let (oc, fc) = (&mut os[start..end], &mut fs[start..end]);
                 py.detach(|| {
-                    pool.install(|| self.scan.grid_chunk(start..end, &self.tiers, target, preserve_tiers, oc, fc, kc))
+                    pool.install(|| {
+                        self.scan.grid_chunk(
+                            start..end,
+                            &self.tiers,
+                            target,
+                            preserve_tiers,
+                            oc,
+                            fc,
+                            kc,
+                        )
+                    })
                 })
                 .map_err(to_py)?;
                 py.check_signals()?;
@@ -297,9 +368,21 @@ impl Scan {
         }
         let pool = pool()?;
         let best = py
-            .detach(|| pool.install(|| scan::best_index(o.as_slice().expect("contiguous"), f.as_slice().expect("contiguous"))))
+            .detach(|| {
+                pool.install(|| {
+                    scan::best_index(
+                        o.as_slice().expect("contiguous"),
+                        f.as_slice().expect("contiguous"),
+                    )
+                })
+            })
             .ok_or_else(|| KernelError::new_err("grid: the grid has no points"))?;
-        Ok((o.into_pyarray(py), f.into_pyarray(py), kv.map(|a| a.into_pyarray(py)), best))
+        Ok((
+            o.into_pyarray(py),
+            f.into_pyarray(py),
+            kv.map(|a| a.into_pyarray(py)),
+            best,
+        ))
     }
 }
 

@@ -47,7 +47,10 @@ impl Hea {
             return Err(Error::invalid("depth", "got 0; depth must be >= 1"));
         }
         if rotations.is_empty() {
-            return Err(Error::invalid("rotations", "must name at least one rotation"));
+            return Err(Error::invalid(
+                "rotations",
+                "must name at least one rotation",
+            ));
         }
         Ok(Hea {
             n_qubits,
@@ -123,9 +126,16 @@ mod tests {
 
     #[test]
     fn states_are_normalised() {
-        let h = Hea::new(4, 3, vec![Rotation::Rx, Rotation::Ry, Rotation::Rz], Entangler::Ring)
-            .unwrap();
-        let theta: Vec<f64> = (0..h.width()).map(|k| (k as f64 * 0.37).sin() * 3.0).collect();
+        let h = Hea::new(
+            4,
+            3,
+            vec![Rotation::Rx, Rotation::Ry, Rotation::Rz],
+            Entangler::Ring,
+        )
+        .unwrap();
+        let theta: Vec<f64> = (0..h.width())
+            .map(|k| (k as f64 * 0.37).sin() * 3.0)
+            .collect();
         assert!((h.state(&theta).norm_sqr() - 1.0).abs() < 1e-13);
         // not the MPS staircase, but the same simulator conventions
         assert_eq!(mps::amplitudes(0.0, 0.0, 0.0, 0.0)[0].re, 1.0);
