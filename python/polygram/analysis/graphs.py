@@ -145,7 +145,9 @@ class FeatureGraph:
             raise AnalysisError(f"feature graph JSON: malformed content ({e})") from None
 
 
-def _components(nodes: tuple[str, ...], edges: Iterable[FeatureEdge]) -> tuple[tuple[str, ...], ...]:
+def _components(
+    nodes: tuple[str, ...], edges: Iterable[FeatureEdge]
+) -> tuple[tuple[str, ...], ...]:
     parent = {n: n for n in nodes}
 
     def root(n: str) -> str:
@@ -190,9 +192,14 @@ def _graph(
         if w > 0 and w >= t:
             kept.append(
                 FeatureEdge(
-                    p.feature_a, p.feature_b, w, p.structural_floor, p.cancellation_gap,
-                    p.is_cross_cluster, reason,
-                )  # fmt: skip
+                    p.feature_a,
+                    p.feature_b,
+                    w,
+                    p.structural_floor,
+                    p.cancellation_gap,
+                    p.is_cross_cluster,
+                    reason,
+                )
             )
     kept.sort(key=lambda e: (-_tie_key(e.weight), e.source, e.target))
     nodes = tuple(f.name for f in pred.dictionary.features)
@@ -225,9 +232,13 @@ def build_sharing_graph(
         return w, "phase_headroom" if w > 0 else "low_phase_headroom"
 
     return _graph(
-        "sharing", pred, weigh, threshold, ("allow_cross_cluster", allow_cross_cluster),
+        "sharing",
+        pred,
+        weigh,
+        threshold,
+        ("allow_cross_cluster", allow_cross_cluster),
         SHARING_FORMULA,
-    )  # fmt: skip
+    )
 
 
 def build_separation_graph(
@@ -242,9 +253,13 @@ def build_separation_graph(
         return _clip01(p.structural_floor), reason
 
     return _graph(
-        "separation", pred, weigh, threshold,
-        ("include_within_cluster", include_within_cluster), SEPARATION_FORMULA,
-    )  # fmt: skip
+        "separation",
+        pred,
+        weigh,
+        threshold,
+        ("include_within_cluster", include_within_cluster),
+        SEPARATION_FORMULA,
+    )
 
 
 def render_feature_graph_section(graph: FeatureGraph) -> str:

@@ -47,8 +47,7 @@ or a richer encoding) can lower it further.
 features to tune first is your call; Polygram has no helper that picks them."""
 
 SUITABILITY_INTUITION = (
-    "High when pairs have room to move under phases and none of them is already "
-    "nearly identical."
+    "High when pairs have room to move under phases and none of them is already nearly identical."
 )
 
 _FORMULA_BLOCK = (
@@ -86,8 +85,7 @@ def render_report(
     tp = rep.tier_preservation
     if tp is not None:
         out.append(
-            "- Projection→Polygram tier correlation: "
-            + ("nan" if math.isnan(tp) else f"{tp:.4f}")
+            "- Projection→Polygram tier correlation: " + ("nan" if math.isnan(tp) else f"{tp:.4f}")
         )
     out += ["", "## Caveats", "", CAVEATS, "", "## Pair predictions", ""]
     out += [

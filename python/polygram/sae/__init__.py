@@ -34,8 +34,8 @@ __all__ = [
     "load_sae_lens_folder",
     "load_sae_safetensors",
     "load_toy_sae",
-    "read_safetensors_header",
     "read_sae_lens_config",
+    "read_safetensors_header",
     "toy_sae_document",
     "write_toy_sae",
 ]

@@ -73,7 +73,8 @@ def _check_selection(
 ) -> list[int]:
     if not isinstance(records, Mapping):
         raise FeatureSelectionError(
-            f"records: got {type(records).__name__}; expected a mapping feature id → SAEFeatureRecord"
+            f"records: got {type(records).__name__}; "
+            "expected a mapping feature id → SAEFeatureRecord"
         )
     if isinstance(feature_ids, str | bytes):
         raise FeatureSelectionError(f"feature_ids: got {feature_ids!r}; expected integers")
@@ -267,9 +268,13 @@ def from_sae_lens(
 
     warnings: list[str] = []
     clusters, method = _clusters(
-        recs, ids, points, cluster_assignments,
-        None if n_clusters is None else int(n_clusters), warnings,
-    )  # fmt: skip
+        recs,
+        ids,
+        points,
+        cluster_assignments,
+        None if n_clusters is None else int(n_clusters),
+        warnings,
+    )
     order = list(dict.fromkeys(clusters))
     c = len(order)
     beta_of = {
@@ -290,7 +295,9 @@ def from_sae_lens(
     hierarchy = {cl: [r.name for r, ci in zip(recs, clusters) if ci == cl] for cl in order}
     dictionary = Dictionary(name, features, hierarchy, enc)
 
-    centroid = {cl: points[[i for i, ci in enumerate(clusters) if ci == cl]].mean(axis=0) for cl in order}
+    centroid = {
+        cl: points[[i for i, ci in enumerate(clusters) if ci == cl]].mean(axis=0) for cl in order
+    }
     resid = np.stack([points[i] - centroid[cl] for i, cl in enumerate(clusters)])
     ss_res = float((resid**2).sum())
     ss_tot = float(((points - points.mean(axis=0)) ** 2).sum())
@@ -302,9 +309,7 @@ def from_sae_lens(
         cluster_assignments={r.name: cl for r, cl in zip(recs, clusters)},
         cluster_method=method,
         beta_variance_explained=explained,
-        reconstruction_error={
-            r.name: float(np.linalg.norm(resid[i])) for i, r in enumerate(recs)
-        },
+        reconstruction_error={r.name: float(np.linalg.norm(resid[i])) for i, r in enumerate(recs)},
         tier_preservation=_tier_preservation(points, dictionary),
         gamma_method=gamma_method,
         warnings=tuple(warnings),

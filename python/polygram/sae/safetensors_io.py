@@ -141,7 +141,9 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
         text = raw.decode("utf-8")
         doc = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(p, f"not a safetensors file or corrupted header: the header is not JSON ({e})")
+        raise _bad(
+            p, f"not a safetensors file or corrupted header: the header is not JSON ({e})"
+        ) from None
     if not isinstance(doc, dict):
         raise _bad(p, f"corrupted header: expected a JSON object, got {type(doc).__name__}")
     data_start = 8 + n
@@ -225,7 +227,9 @@ def resolve_orientation(
             "SAELens [d_sae, d_in]), 'columns' (nn.Linear [d_in, d_sae]) or None"
         )
     if len(info.shape) != 2:
-        raise _bad(path, f"decoder {info.name!r} has shape {list(info.shape)}; expected a 2-D matrix")
+        raise _bad(
+            path, f"decoder {info.name!r} has shape {list(info.shape)}; expected a 2-D matrix"
+        )
     rows, cols = info.shape
     if expected is not None:
         d_sae, d_in = expected

@@ -21,7 +21,13 @@ from polygram._io import atomic_write_text
 from polygram.errors import SAEFileNotFoundError, SAEFormatError
 from polygram.sae.records import SAEFeatureRecord
 
-__all__ = ["TOY_SCHEMA_VERSION", "dumps_toy_sae", "load_toy_sae", "toy_sae_document", "write_toy_sae"]
+__all__ = [
+    "TOY_SCHEMA_VERSION",
+    "dumps_toy_sae",
+    "load_toy_sae",
+    "toy_sae_document",
+    "write_toy_sae",
+]
 
 TOY_SCHEMA_VERSION = 1
 _OPTIONAL = ("label", "activation_mean", "activation_std")
@@ -32,7 +38,8 @@ def load_toy_sae(path: str | os.PathLike[str]) -> dict[int, SAEFeatureRecord]:
     p = Path(path)
     if not p.is_file():
         raise SAEFileNotFoundError(
-            f"toy SAE JSON {str(p)!r}: no such file" + (" (it is a directory)" if p.is_dir() else "")
+            f"toy SAE JSON {str(p)!r}: no such file"
+            + (" (it is a directory)" if p.is_dir() else "")
         )
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -83,9 +90,7 @@ def records_from_document(doc: Any, *, source: str = "<document>") -> dict[int, 
     return out
 
 
-def toy_sae_document(
-    records: Iterable[SAEFeatureRecord], *, description: str
-) -> dict[str, Any]:
+def toy_sae_document(records: Iterable[SAEFeatureRecord], *, description: str) -> dict[str, Any]:
     """The toy-schema object for ``records`` (in the given order); optional
     keys are written only when set."""
     feats: list[dict[str, Any]] = []
