@@ -114,7 +114,7 @@ def test_run_failures_exit_1(tmp_path: Path, target: str, message: str) -> None:
     (tmp_path / "boom.py").write_text("def main(output_dir):\n    raise RuntimeError('boom')\n")
     r = cli("run", target, "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 1
-    assert f"polygram: " in r.stderr and message in r.stderr
+    assert "polygram: " in r.stderr and message in r.stderr
 
 
 def test_bad_flag_type_exits_2() -> None:

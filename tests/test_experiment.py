@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA
 
+from conftest import DATA
 from polygram import Dictionary, Experiment, HEA_Rung2, verify_qorca
 from polygram.errors import ExperimentError, KnobError, OutputError
 

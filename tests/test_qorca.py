@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import q_orca
-from conftest import DATA
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import DATA
 from polygram import Dictionary, Feature, verify_qorca, write_qorca
 from polygram.errors import EmissionError
 from polygram.qorca.emit import literal, render_machine
