@@ -28,8 +28,12 @@ pub struct Axis {
 enum Source {
     /// Not moved by any axis: the base state.
     Fixed,
-    /// Moved by exactly one axis: `table[value index]`.
-    PerAxis { axis: usize, table: Vec<C64> },
+    /// Moved by exactly one axis: `table[value index]`, with its Schmidt ranks.
+    PerAxis {
+        axis: usize,
+        table: Vec<C64>,
+        ranks: Vec<u8>,
+    },
     /// Moved by several axes: rebuilt at every point.
     Dynamic { axes: Vec<usize> },
 }
@@ -45,6 +49,7 @@ pub struct Scan {
     n: usize,
     base: Vec<f64>,
     base_states: Vec<C64>,
+    base_ranks: Vec<u8>,
     axes: Vec<Axis>,
     sources: Vec<Source>,
     n_points: usize,
@@ -96,6 +101,7 @@ impl Scan {
                 &mut base_states[f * dim..(f + 1) * dim],
             );
         }
+        let base_ranks = base_states.chunks(dim).map(schmidt_rank).collect();
         let mut scan = Scan {
             enc,
             width,
@@ -103,6 +109,7 @@ impl Scan {
             n,
             base,
             base_states,
+            base_ranks,
             axes,
             sources: Vec::new(),
             n_points,
@@ -112,10 +119,15 @@ impl Scan {
             .enumerate()
             .map(|(f, t)| match t.len() {
                 0 => Source::Fixed,
-                1 => Source::PerAxis {
-                    axis: t[0],
-                    table: scan.axis_table(f, t[0]),
-                },
+                1 => {
+                    let table = scan.axis_table(f, t[0]);
+                    let ranks = table.chunks(dim).map(schmidt_rank).collect();
+                    Source::PerAxis {
+                        axis: t[0],
+                        table,
+                        ranks,
+                    }
+                }
                 _ => Source::Dynamic { axes: t },
             })
             .collect();
@@ -185,8 +197,17 @@ impl Scan {
         let (d, off) = (self.dim, f * self.dim);
         match &self.sources[f] {
             Source::Fixed => &self.base_states[off..off + d],
-            Source::PerAxis { axis, table } => &table[idx[*axis] * d..(idx[*axis] + 1) * d],
+            Source::PerAxis { axis, table, .. } => &table[idx[*axis] * d..(idx[*axis] + 1) * d],
             Source::Dynamic { .. } => &scratch.states[off..off + d],
+        }
+    }
+
+    /// Schmidt rank of feature `f` at a point: cached unless it is rebuilt per point.
+    fn rank(&self, f: usize, idx: &[usize], state: &[C64]) -> u8 {
+        match &self.sources[f] {
+            Source::Fixed => self.base_ranks[f],
+            Source::PerAxis { axis, ranks, .. } => ranks[idx[*axis]],
+            Source::Dynamic { .. } => schmidt_rank(state),
         }
     }
 
@@ -268,7 +289,7 @@ impl Scan {
                     self.build_dynamic(&idx, &all, sc);
                     for a in 0..n {
                         let sa = self.state(a, &idx, sc);
-                        r[a] = schmidt_rank(sa);
+                        r[a] = self.rank(a, &idx, sa);
                         for b in a..n {
                             let v = inner(sa, self.state(b, &idx, sc));
                             g[a * n + b] = v;
