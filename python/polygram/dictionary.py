@@ -266,6 +266,7 @@ class Dictionary:
     def with_knobs(self, values: Mapping[str, float]) -> Dictionary:
         """A copy with several knobs written in order."""
         feats = list(self.features)
+        enc = self.encoding
         for path, value in values.items():
             kp = parse_knob(path)
             v = _finite(f"knob '{path}'", "value", value)
@@ -273,10 +274,19 @@ class Dictionary:
             for i in self._targets(kp):
                 f = feats[i]
                 if kp.knob == "theta":
-                    assert isinstance(self.encoding, HEA_Rung2) and kp.slot is not None
-                    theta = np.array(self.encoding.theta_of(f), dtype=np.float64)
+                    assert isinstance(enc, HEA_Rung2) and kp.slot is not None
+                    theta = np.array(enc.theta_of(f), dtype=np.float64)
                     theta[kp.slot] = v
                     feats[i] = replace(f, theta=theta)
+                elif kp.knob == "phi" and isinstance(enc, HEA_Rung2) and f.theta is not None:
+                    # An earlier θ write in this call materialised θ; φ then goes
+                    # into its slot, the cell a sweep or grid writes (validated
+                    # against the original feature above).
+                    slot = enc.phi_slot(self.features[i])
+                    assert slot is not None
+                    theta = np.array(f.theta, dtype=np.float64)
+                    theta[slot] = v
+                    feats[i] = replace(f, theta=theta, phi=v)
                 else:
                     feats[i] = replace(f, **{kp.knob: v})
         return replace(self, features=feats)

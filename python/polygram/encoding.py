@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -99,6 +100,17 @@ _ROTATIONS = ("Rx", "Ry", "Rz")
 _ENTANGLERS = ("ring", "chain")
 
 
+def _integer(field: str, value: object, lo: int, hi: int | None) -> int:
+    """An integer field (numpy integers accepted, bools and floats refused)."""
+    bound = f"an int >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise DictionaryError(f"HEA_Rung2.{field}: got {value!r}; must be {bound}")
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        raise DictionaryError(f"HEA_Rung2.{field}: got {v!r}; must be {bound}")
+    return v
+
+
 @dataclass(frozen=True)
 class HEA_Rung2:
     """Rung-2 hardware-efficient ansatz: per feature a θ tensor of shape
@@ -112,8 +124,7 @@ class HEA_Rung2:
     kind: ClassVar[str] = "hea"
 
     def __post_init__(self) -> None:
-        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
-            raise DictionaryError(f"HEA_Rung2.depth: got {self.depth!r}; must be an int >= 1")
+        object.__setattr__(self, "depth", _integer("depth", self.depth, 1, None))
         if self.entangler not in _ENTANGLERS:
             raise DictionaryError(
                 f"HEA_Rung2.entangler: got {self.entangler!r}; allowed {', '.join(_ENTANGLERS)}"
@@ -125,16 +136,12 @@ class HEA_Rung2:
                 f"a non-empty sequence of {', '.join(_ROTATIONS)}"
             )
         object.__setattr__(self, "rotations", rots)
-        if (
-            isinstance(self.n_qubits, bool)
-            or not isinstance(self.n_qubits, int)
-            or not 1 <= self.n_qubits <= 20
-        ):
-            raise DictionaryError(
-                f"HEA_Rung2.n_qubits: got {self.n_qubits!r}; must be an int in [1, 20]"
-            )
+        object.__setattr__(self, "n_qubits", _integer("n_qubits", self.n_qubits, 1, 20))
         b = self.tier_separation_bound
-        if b is not None and not (isinstance(b, int | float) and 0.0 <= b <= 1.0):
+        # bool is an int subclass: True would silently mean a bound of 1.
+        if b is not None and (
+            isinstance(b, bool) or not isinstance(b, Real) or not 0.0 <= float(b) <= 1.0
+        ):
             raise DictionaryError(
                 f"HEA_Rung2.tier_separation_bound: got {b!r}; None or a float in [0, 1]"
             )
@@ -164,7 +171,13 @@ class HEA_Rung2:
 
     def phi_slot(self, f: Feature) -> tuple[int, int, int] | None:
         """Where the default θ synthesis puts φ (spec 01 §1.6), or None when
-        φ has no slot (explicit θ, no Rz, or Rz not first with one qubit)."""
+        φ has no slot (explicit θ, no Rz, or Rz not first with one qubit).
+
+        With Rz first the slot is a layer-0 Rz on |0⟩: φ there (and the β it
+        overwrites) is a global phase, visible in complex Gram entries but in
+        no overlap.  The pinned synthesis keeps β when φ == 0 exactly, whereas
+        a sweep or grid writes the angle 0.0 into the slot, so at that one
+        value the two differ by a per-feature phase (docs/encodings.md)."""
         if f.theta is not None or "Rz" not in self.rotations:
             return None
         r = self.rotations.index("Rz")

@@ -151,6 +151,13 @@ def _nested(theta: object) -> str:
 def _hea(d: Dictionary) -> str:
     enc = d.encoding
     assert isinstance(enc, HEA_Rung2)
+    if len(set(enc.rotations)) != len(enc.rotations):
+        # q-orca's `## encoding` parser requires unique rotations; the Gram is
+        # still defined, but the file would not parse.
+        raise EmissionError(
+            f"HEA_Rung2.rotations: {list(enc.rotations)!r} repeats a rotation; Q-Orca "
+            "files need each of Rx, Ry, Rz at most once"
+        )
     slugs = _slugs(d)
     n, k = len(d.features), len(d.hierarchy)
     qubits = "[" + ", ".join(f"q{i}" for i in range(enc.n_qubits)) + "]"
