@@ -90,3 +90,96 @@ def plot_sweep(
             f"plot: {len(keys)} sweep axes; figures exist for 1-D (line) and 2-D (heatmap) sweeps"
         )
     return save_figure(fig, path)
+
+
+# --- Cancellation figures (spec 03 §3.6.3) --------------------------------
+
+if TYPE_CHECKING:
+    from polygram.cancellation import CancellationResult
+
+__all__ += ["plot_cancellation_before_after", "plot_cancellation_grid", "plot_cancellation_trace"]
+
+
+def plot_cancellation_grid(result: CancellationResult, path: str | os.PathLike[str]) -> Path:
+    """Heatmap of a 2-knob grid result: infeasible cells masked, red star at
+    the optimum, ``after_overlap`` in the title."""
+    if len(result.knobs) != 2 or result.overlap_grid is None:
+        raise NotImplementedError(
+            f"grid plot: needs a 2-knob grid result; got method {result.method!r} with "
+            f"{len(result.knobs)} knob(s)"
+        )
+    grid = np.ma.masked_array(result.overlap_grid, mask=~result.feasible_grid)  # type: ignore[operator]
+    x, y = result.axes.values()
+    kx, ky = result.knobs
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(
+        grid.T,
+        origin="lower",
+        aspect="auto",
+        extent=(float(x.min()), float(x.max()), float(y.min()), float(y.max())),
+        cmap="viridis",
+    )
+    a, b = result.target_pair
+    fig.colorbar(im, ax=ax, label=f"|<{a}|{b}>|²")
+    ax.plot(
+        [result.optimized_knobs[kx]], [result.optimized_knobs[ky]], marker="*", color="red",
+        markersize=14, markeredgecolor="white", linestyle="none", label="optimum",
+    )
+    ax.set_xlabel(kx)
+    ax.set_ylabel(ky)
+    ax.set_title(f"{result.dictionary_at_optimum.name} — after = {result.after_overlap:.4f}")
+    ax.legend(loc="upper right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_cancellation_trace(result: CancellationResult, path: str | os.PathLike[str]) -> Path:
+    """Raw target overlap per evaluation, in evaluation order."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ov = np.asarray(result.overlaps)
+    ax.plot(np.arange(ov.size), ov, ".", ms=3, alpha=0.7, label="evaluation")
+    if not np.isnan(result.structural_floor):
+        ax.axhline(result.structural_floor, color="red", ls="--", lw=1, label="structural floor")
+    a, b = result.target_pair
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel(f"|<{a}|{b}>|²")
+    ax.set_title(f"{result.dictionary_at_optimum.name} — {result.method}, after = "
+                 f"{result.after_overlap:.4f}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_cancellation_before_after(
+    result: CancellationResult, path: str | os.PathLike[str]
+) -> Path:
+    """|G|² before and after on a shared 0…max scale, target cells outlined in
+    red, and a bar chart of before / after / floor (floor only when defined)."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    before, after = np.abs(result.before_gram) ** 2, np.abs(result.after_gram) ** 2
+    vmax = float(max(before.max(), after.max()))
+    d = result.dictionary_at_optimum
+    names = d.feature_names
+    ia, ib = (d.feature_index(x) for x in result.target_pair)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, m, title in ((axes[0], before, "before"), (axes[1], after, "after")):
+        im = ax.imshow(m, vmin=0.0, vmax=vmax, cmap="viridis")
+        ax.set_title(f"|G|² {title}")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        for r, c in ((ia, ib), (ib, ia)):
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.8)
+    labels = ["before", "after"]
+    heights = [result.before_overlap, result.after_overlap]
+    if not np.isnan(result.structural_floor):
+        labels.append("floor")
+        heights.append(result.structural_floor)
+    axes[2].bar(labels, heights, color=["tab:blue", "tab:green", "tab:red"][: len(labels)])
+    a, b = result.target_pair
+    axes[2].set_ylabel(f"|<{a}|{b}>|²")
+    axes[2].set_title("target overlap")
+    return save_figure(fig, path)
