@@ -10,6 +10,14 @@ from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
 from polygram.experiment import Experiment, ExperimentResult, InterferenceSweep
 from polygram.qorca import QorcaVerification, verify_qorca, write_qorca
+from polygram.sae import (
+    SAEFeatureRecord,
+    SelectionReport,
+    from_sae_lens,
+    load_sae_lens_folder,
+    load_sae_safetensors,
+    load_toy_sae,
+)
 
 try:
     __version__ = version("polygram")
@@ -28,7 +36,13 @@ __all__ = [
     "QorcaVerification",
     "Rung3",
     "Rung3State",
+    "SAEFeatureRecord",
+    "SelectionReport",
     "__version__",
+    "from_sae_lens",
+    "load_sae_lens_folder",
+    "load_sae_safetensors",
+    "load_toy_sae",
     "verify_qorca",
     "write_qorca",
 ]
