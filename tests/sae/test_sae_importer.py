@@ -52,7 +52,9 @@ def check_report(rep: SelectionReport, want: dict[str, Any], kmeans: bool) -> No
         assert list(rep.warnings) == want["warnings"]
     if "cluster_assignments" in want:
         if kmeans:  # k-means labels are compared up to relabelling
-            assert partition(dict(rep.cluster_assignments)) == partition(want["cluster_assignments"])
+            assert partition(dict(rep.cluster_assignments)) == partition(
+                want["cluster_assignments"]
+            )
         else:
             assert dict(rep.cluster_assignments) == want["cluster_assignments"]
     assert close(rep.beta_variance_explained, want["beta_variance_explained"])
@@ -74,7 +76,9 @@ def check_features(d: Any, want: list[dict[str, Any]], kmeans: bool) -> None:
     assert got == partition({w["name"]: w["cluster"] for w in want})
 
 
-def test_from_sae_lens_reference_cases(ref: dict[str, Any], toy: dict[int, SAEFeatureRecord]) -> None:
+def test_from_sae_lens_reference_cases(
+    ref: dict[str, Any], toy: dict[int, SAEFeatureRecord]
+) -> None:
     cases = ref["from_sae_lens"]
     assert len(cases) == 8
     for case in cases:
@@ -97,11 +101,15 @@ def test_from_sae_lens_reference_cases(ref: dict[str, Any], toy: dict[int, SAEFe
         assert rep.feature_ids == tuple(inp["feature_ids"])
 
 
-def test_kmeans_labels_match_numpy_stream(ref: dict[str, Any], toy: dict[int, SAEFeatureRecord]) -> None:
+def test_kmeans_labels_match_numpy_stream(
+    ref: dict[str, Any], toy: dict[int, SAEFeatureRecord]
+) -> None:
     # stronger than the partition: the exact numpy call sequence also gives the same names
     for case in ref["from_sae_lens"]:
         if "label=None" in case["inputs"]["fixture"]:
-            d, _ = from_sae_lens(unlabelled(toy), case["inputs"]["feature_ids"], **case["inputs"]["kwargs"])
+            d, _ = from_sae_lens(
+                unlabelled(toy), case["inputs"]["feature_ids"], **case["inputs"]["kwargs"]
+            )
             assert [f.cluster for f in d.features] == [w["cluster"] for w in case["features"]]
 
 
@@ -137,7 +145,9 @@ def test_user_clusters(ref: dict[str, Any], toy: dict[int, SAEFeatureRecord]) ->
     assert close(rep.beta_variance_explained, case["beta_variance_explained"])
 
 
-def test_one_unlabelled_feature_sends_everything_to_kmeans(toy: dict[int, SAEFeatureRecord]) -> None:
+def test_one_unlabelled_feature_sends_everything_to_kmeans(
+    toy: dict[int, SAEFeatureRecord],
+) -> None:
     recs = dict(toy)
     recs[5] = dataclasses.replace(recs[5], label="no_slash")
     _, rep = from_sae_lens(recs, [0, 1, 4, 5])
@@ -184,8 +194,18 @@ def test_encoding_is_passed_and_caps(toy: dict[int, SAEFeatureRecord]) -> None:
         ([], {}, FeatureSelectionError, "empty selection"),
         ([0, 99], {}, FeatureSelectionError, r"\[99\] not in records"),
         ([0, 1, 0], {}, FeatureSelectionError, r"repeated id\(s\) \[0\]"),
-        ([0, 1], {"cluster_assignments": {0: "a"}}, FeatureSelectionError, r"no entry for selected id\(s\) \[1\]"),
-        ([0, 1], {"cluster_assignments": {0: "a", 1: ""}}, FeatureSelectionError, "non-empty cluster"),
+        (
+            [0, 1],
+            {"cluster_assignments": {0: "a"}},
+            FeatureSelectionError,
+            r"no entry for selected id\(s\) \[1\]",
+        ),
+        (
+            [0, 1],
+            {"cluster_assignments": {0: "a", 1: ""}},
+            FeatureSelectionError,
+            "non-empty cluster",
+        ),
         ([0, "1"], {}, FeatureSelectionError, "not integers"),
         ([0, 1], {"n_clusters": 0}, FeatureSelectionError, "n_clusters"),
         ([0, 1], {"beta_range": (0.0, math.inf)}, FeatureSelectionError, "beta_range"),
@@ -216,9 +236,15 @@ def test_record_and_cluster_name_clash_and_dims() -> None:
 def test_float32_records_are_not_widened(toy: dict[int, SAEFeatureRecord]) -> None:
     rows = np.stack([toy[i].projection for i in (0, 1, 4, 5)]).astype(np.float32)
     rows.flags.writeable = False
-    recs = {i: SAEFeatureRecord(i, toy[i].name, rows[k], toy[i].label) for k, i in enumerate((0, 1, 4, 5))}
+    recs = {
+        i: SAEFeatureRecord(i, toy[i].name, rows[k], toy[i].label)
+        for k, i in enumerate((0, 1, 4, 5))
+    }
     from_sae_lens(recs, [0, 1, 4, 5], assign_gamma=True)
-    assert all(r.projection.dtype == np.float32 and np.shares_memory(r.projection, rows) for r in recs.values())
+    assert all(
+        r.projection.dtype == np.float32 and np.shares_memory(r.projection, rows)
+        for r in recs.values()
+    )
 
 
 # ------------------------------------------------------------ properties
@@ -239,7 +265,9 @@ def planted(draw: st.DrawFn) -> tuple[dict[int, SAEFeatureRecord], list[int], li
     for c, size in enumerate(sizes):
         for _ in range(size):
             vec = centres[c] + rng.normal(scale=1e-3, size=dim)
-            recs[fid] = SAEFeatureRecord(fid, f"f{fid}", vec.astype(np.float32), label=f"c{c}/f{fid}")
+            recs[fid] = SAEFeatureRecord(
+                fid, f"f{fid}", vec.astype(np.float32), label=f"c{c}/f{fid}"
+            )
             truth.append(c)
             fid += draw(st.integers(1, 50))
     order = draw(st.permutations(range(len(truth))))
@@ -301,7 +329,5 @@ def test_stats_are_in_range(
         ends = [min(abs(f.gamma - glo), abs(f.gamma - ghi)) for f in d.features]
         assert min(ends) < 1e-9
     assert all(f.alpha == 0.0 and f.phi == 0.0 for f in d.features)
-    assert len(rep.warnings) == (1 if (k or 2) > n else 0) + sum(
-        "empty" in w for w in rep.warnings
-    )
+    assert len(rep.warnings) == (1 if (k or 2) > n else 0) + sum("empty" in w for w in rep.warnings)
     assert isinstance(d.encoding, MPSRung1)

@@ -128,8 +128,14 @@ def test_load_keeps_file_order_and_ignores_header_fields(tmp_path: Path) -> None
         ('{"schema_version": 1}', "missing top-level 'features'"),
         ('{"features": {}}', "expected a list"),
         ('{"features": [3]}', r"features\[0\]: got int"),
-        ('{"features": [{"feature_id": 0, "name": "a"}]}', r"missing required key\(s\) \['projection'\]"),
-        ('{"features": [{"feature_id": "0", "name": "a", "projection": [1]}]}', "expected an integer"),
+        (
+            '{"features": [{"feature_id": 0, "name": "a"}]}',
+            r"missing required key\(s\) \['projection'\]",
+        ),
+        (
+            '{"features": [{"feature_id": "0", "name": "a", "projection": [1]}]}',
+            "expected an integer",
+        ),
         ('{"features": [{"feature_id": 0, "name": "a", "projection": 1}]}', "list of numbers"),
         (
             '{"features": [{"feature_id": 0, "name": "a", "projection": [1]},'

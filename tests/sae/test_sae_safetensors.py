@@ -60,13 +60,22 @@ def test_eager_loads_every_row_as_one_float32_block(tmp_path: Path, w_dec: np.nd
     path = write_numpy(tmp_path / "s.safetensors", W_dec=w_dec, b_dec=np.zeros(4, np.float32))
     recs = load_sae_safetensors(path, names={3: "three"})
     assert list(recs) == list(range(6))
-    assert [r.name for r in recs.values()] == ["feat_0", "feat_1", "feat_2", "three", "feat_4", "feat_5"]
+    assert [r.name for r in recs.values()] == [
+        "feat_0",
+        "feat_1",
+        "feat_2",
+        "three",
+        "feat_4",
+        "feat_5",
+    ]
     np.testing.assert_array_equal(rows_of(recs), w_dec)
     bases = {id(r.projection.base) for r in recs.values()}
     assert len(bases) == 1  # one decoder array, every record a row view of it
     base = recs[0].projection.base
     assert base.dtype == np.float32 and base.nbytes == w_dec.nbytes
-    assert all(r.projection.dtype == np.float32 and not r.projection.flags.writeable for r in recs.values())
+    assert all(
+        r.projection.dtype == np.float32 and not r.projection.flags.writeable for r in recs.values()
+    )
 
 
 # --------------------------------------------------------- key precedence
@@ -95,7 +104,10 @@ def test_key_precedence(tmp_path: Path, present: tuple[str, ...], winner: str) -
 
 def test_no_decoder_key_lists_what_was_tried(tmp_path: Path) -> None:
     path = write_numpy(tmp_path / "enc.safetensors", W_enc=np.zeros((2, 3), np.float32))
-    with pytest.raises(SAEFormatError, match=r"no decoder tensor: tried 'W_dec', 'w_dec', 'decoder.weight', 'dec'; the file holds 'W_enc'") as e:
+    with pytest.raises(
+        SAEFormatError,
+        match=r"no decoder tensor: tried 'W_dec', 'w_dec', 'decoder.weight', 'dec'; the file holds 'W_enc'",
+    ) as e:
         load_sae_safetensors(path)
     assert "enc.safetensors" in str(e.value)
 
@@ -116,7 +128,9 @@ def test_orientation_rules(tmp_path: Path) -> None:
         assert isinstance(e.value, SAEFormatError) and "sq.safetensors" in str(e.value)
     np.testing.assert_array_equal(rows_of(load_sae_safetensors(p, orientation="columns")), sq.T)
     np.testing.assert_array_equal(rows_of(load_sae_safetensors(p, orientation="rows")), sq)
-    np.testing.assert_array_equal(rows_of(load_sae_safetensors(p, feature_ids=[2], orientation="columns")), sq.T[[2]])
+    np.testing.assert_array_equal(
+        rows_of(load_sae_safetensors(p, feature_ids=[2], orientation="columns")), sq.T[[2]]
+    )
     with pytest.raises(ValueError, match="orientation"):
         load_sae_safetensors(p, orientation="sideways")  # type: ignore[arg-type]
 
@@ -160,7 +174,10 @@ def test_bf16_exact_on_both_paths(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rows_of(load_sae_safetensors(pt, feature_ids=ids)), want[ids])
 
 
-@pytest.mark.parametrize(("dtype", "kept"), [(np.float16, np.float32), (np.float32, np.float32), (np.float64, np.float64)])
+@pytest.mark.parametrize(
+    ("dtype", "kept"),
+    [(np.float16, np.float32), (np.float32, np.float32), (np.float64, np.float64)],
+)
 def test_float_dtypes_exact_on_both_paths(tmp_path: Path, dtype: type, kept: type) -> None:
     w = (np.random.default_rng(4).normal(size=(9, 5)) * 3).astype(dtype)
     p = write_numpy(tmp_path / "f.safetensors", W_dec=w)
@@ -184,7 +201,9 @@ def test_unsupported_decoder_dtype(tmp_path: Path) -> None:
     st.booleans(),
     st.data(),
 )
-def test_eager_and_sliced_agree(n: int, d: int, dtype: str, transposed: bool, data: st.DataObject) -> None:
+def test_eager_and_sliced_agree(
+    n: int, d: int, dtype: str, transposed: bool, data: st.DataObject
+) -> None:
     import tempfile
 
     rng = np.random.default_rng(n * 100 + d)
@@ -264,10 +283,29 @@ def _header(doc: dict[str, Any]) -> bytes:
         (lambda ok: ok[: len(ok) - 10], "truncated: tensor 'W_dec' ends at data byte 48"),
         (lambda ok: struct.pack("<Q", 4) + b"\xff\xfe{}", "header is not JSON"),
         (lambda ok: struct.pack("<Q", 5) + b"[1,2]", "expected a JSON object, got list"),
-        (lambda ok: _header({"W_dec": {"dtype": "F32", "shape": [2, 2]}}), "expected an object with dtype"),
-        (lambda ok: _header({"W_dec": {"dtype": "F32", "shape": [2, -2], "data_offsets": [0, 0]}}), "non-negative integers"),
-        (lambda ok: _header({"W_dec": {"dtype": "F32", "shape": [1, 1], "data_offsets": [4, 0]}}), "begin <= end"),
-        (lambda ok: _header({"W_dec": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}}) + bytes(12), "12 data bytes for shape"),
+        (
+            lambda ok: _header({"W_dec": {"dtype": "F32", "shape": [2, 2]}}),
+            "expected an object with dtype",
+        ),
+        (
+            lambda ok: _header(
+                {"W_dec": {"dtype": "F32", "shape": [2, -2], "data_offsets": [0, 0]}}
+            ),
+            "non-negative integers",
+        ),
+        (
+            lambda ok: _header(
+                {"W_dec": {"dtype": "F32", "shape": [1, 1], "data_offsets": [4, 0]}}
+            ),
+            "begin <= end",
+        ),
+        (
+            lambda ok: (
+                _header({"W_dec": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}})
+                + bytes(12)
+            ),
+            "12 data bytes for shape",
+        ),
         (lambda ok: _header({"__metadata__": {"a": 1}}), "__metadata__"),
     ],
 )
@@ -318,7 +356,9 @@ def test_inputs_are_never_modified(tmp_path: Path, w_dec: np.ndarray) -> None:
     assert sorted(x.name for x in tmp_path.iterdir()) == ["b.safetensors", "s.safetensors"]
 
 
-def test_missing_safetensors_package(tmp_path: Path, w_dec: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_safetensors_package(
+    tmp_path: Path, w_dec: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = write_numpy(tmp_path / "s.safetensors", W_dec=w_dec)
     monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(MissingDependencyError, match=r"polygram\[sae\]") as e:

@@ -61,7 +61,8 @@ def as_projection(value: Any, *, owner: str = "SAEFeatureRecord") -> np.ndarray:
     if not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise SAEFormatError(
-            f"{owner}.projection: component {bad} is {arr[bad]!r}; every value must be finite"
+            f"{owner}.projection: component {bad} is {float(arr[bad])!r}; "
+            "every value must be finite"
         )
     arr.flags.writeable = False
     return arr

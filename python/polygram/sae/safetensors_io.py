@@ -5,7 +5,7 @@ Two paths (spec 05 §5.6 and the port extensions of issue 03):
 * **eager** (``feature_ids=None``): the decoder is decoded once into a single
   float32 array (float64 for F64 files) straight from the file bytes, in
   bounded chunks, and every record holds a read-only row view of it — peak
-  memory is the float32 size of the decoder plus a 2 MB chunk, whatever the
+  memory is the float32 size of the decoder plus a 512 KB chunk, whatever the
   stored dtype.
 * **sliced** (``feature_ids=[...]``): only the selected rows (or, for a
   transposed ``decoder.weight``, the selected columns) are read, through
@@ -70,7 +70,8 @@ _DECODE: dict[str, tuple[str, type[np.floating[Any]]]] = {
     "F64": ("<f8", np.float64),
 }
 _MAX_HEADER = 100_000_000  # the format's own limit
-_CHUNK = 1 << 20  # elements per conversion chunk (2 MB of F16/BF16)
+_CHUNK = 1 << 18  # elements per conversion chunk (512 KB of F16/BF16)
+_CHECK = 1 << 16  # elements per finiteness-check block (a 64 KB boolean temporary)
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def _widen_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
 def _first_non_finite(arr: np.ndarray) -> tuple[int, int] | None:
     """(row, col) of the first non-finite element, checked in row blocks so no
     full-size boolean temporary is ever allocated."""
-    step = max(1, _CHUNK // max(1, arr.shape[1]))
+    step = max(1, _CHECK // max(1, arr.shape[1]))
     for lo in range(0, arr.shape[0], step):
         block = arr[lo : lo + step]
         ok = np.isfinite(block)
@@ -382,7 +383,7 @@ def _records(
         r, c = bad
         raise _bad(
             path,
-            f"decoder {info.name!r}: feature {ids[r]} component {c} is {matrix[r, c]!r}; "
+            f"decoder {info.name!r}: feature {ids[r]} component {c} is {float(matrix[r, c])!r}; "
             "every value must be finite",
         )
     matrix.flags.writeable = False
