@@ -254,7 +254,7 @@ def test_float32_records_are_not_widened(toy: dict[int, SAEFeatureRecord]) -> No
 def planted(draw: st.DrawFn) -> tuple[dict[int, SAEFeatureRecord], list[int], list[int]]:
     """Well-separated clusters (orthogonal centres, tiny jitter) and a shuffled id order."""
     k = draw(st.integers(2, 4))
-    sizes = [draw(st.integers(1, 2 if k == 4 else 3)) for _ in range(k)]
+    sizes = [draw(st.integers(1, min(3, 8 // k))) for _ in range(k)]  # ≤ 8 features
     dim = draw(st.integers(k, 12))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
