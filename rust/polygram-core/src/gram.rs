@@ -60,9 +60,28 @@ pub fn gram_of_states(states: ArrayView2<C64>) -> Array2<C64> {
     g
 }
 
-/// Gram of a knob table.
+/// Gram of a knob table, through the encoding's representation and inner
+/// product (Rung-3: exactly `G_MPS · a`, see [`Encoding::repr_into`]).
 pub fn gram(enc: &Encoding, table: ArrayView2<f64>) -> Result<Array2<C64>> {
-    Ok(gram_of_states(states(enc, table)?.view()))
+    check(enc, &table)?;
+    Ok(gram_unchecked(enc, table))
+}
+
+fn gram_unchecked(enc: &Encoding, table: ArrayView2<f64>) -> Array2<C64> {
+    let (n, d) = (table.nrows(), enc.repr_dim());
+    let mut reps = vec![C64::new(0.0, 0.0); n * d];
+    for (row, out) in table.rows().into_iter().zip(reps.chunks_mut(d)) {
+        enc.repr_into(&row.to_vec(), out);
+    }
+    let mut g = Array2::<C64>::zeros((n, n));
+    for i in 0..n {
+        for j in i..n {
+            let v = enc.inner(&reps[i * d..(i + 1) * d], &reps[j * d..(j + 1) * d]);
+            g[[i, j]] = v;
+            g[[j, i]] = v.conj();
+        }
+    }
+    g
 }
 
 /// Grams of many knob tables at once (`batch × n_features × width`), in parallel.
@@ -75,10 +94,7 @@ pub fn gram_batch(enc: &Encoding, tables: ArrayView3<f64>) -> Result<Array3<C64>
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(tables.axis_iter(Axis(0)).into_par_iter())
-        .for_each(|(mut g, t)| {
-            let s = states(enc, t).expect("checked above");
-            g.assign(&gram_of_states(s.view()));
-        });
+        .for_each(|(mut g, t)| g.assign(&gram_unchecked(enc, t)));
     Ok(out)
 }
 

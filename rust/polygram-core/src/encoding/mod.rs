@@ -12,6 +12,7 @@ pub mod rung3;
 
 pub use hea::{Entangler, Hea, Rotation};
 
+use crate::gram::inner;
 use crate::{Error, Result, C64};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +47,37 @@ impl Encoding {
             Encoding::Mps => out.copy_from_slice(&mps::amplitudes(row[0], row[1], row[2], row[3])),
             Encoding::Rung3 => rung3::state_into(row, out),
             Encoding::Hea(h) => h.state_into(row, out),
+        }
+    }
+
+    /// Length of the representation the Gram and scan kernels work on.
+    pub fn repr_dim(&self) -> usize {
+        match self {
+            Encoding::Rung3 => 8 + 2,
+            _ => self.dim(),
+        }
+    }
+
+    /// The kernels' representation of one knob row (`out.len() == repr_dim()`):
+    /// the state itself, except that Rung-3 keeps its two factors apart
+    /// (`[MPS 8-vector, amp 2-vector]`) so [`Encoding::inner`] is exactly
+    /// `G_MPS · a` — bit for bit the MPS Gram at the default amp knobs.
+    pub fn repr_into(&self, row: &[f64], out: &mut [C64]) {
+        match self {
+            Encoding::Rung3 => {
+                out[..8].copy_from_slice(&mps::amplitudes(row[0], row[1], row[2], row[3]));
+                out[8..].copy_from_slice(&rung3::amp_branch(row[4], row[5]));
+            }
+            _ => self.state_into(row, out),
+        }
+    }
+
+    /// `⟨a|b⟩` of two representations made by [`Encoding::repr_into`].
+    #[inline]
+    pub fn inner(&self, a: &[C64], b: &[C64]) -> C64 {
+        match self {
+            Encoding::Rung3 => inner(&a[..8], &b[..8]) * inner(&a[8..], &b[8..]),
+            _ => inner(a, b),
         }
     }
 

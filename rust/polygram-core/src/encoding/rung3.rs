@@ -41,6 +41,29 @@ mod tests {
     }
 
     #[test]
+    fn default_amp_knobs_give_exactly_the_mps_gram() {
+        use crate::encoding::Encoding;
+        use crate::gram::gram;
+        use ndarray::Array2;
+        let rows = [
+            [0.3, -0.7, 0.2, 1.1],
+            [1.0, 0.5, -0.4, 2.5],
+            [-0.8, 2.0, 1.3, -0.6],
+        ];
+        let mps = Array2::from_shape_fn((3, 4), |(i, j)| rows[i][j]);
+        let r3 = Array2::from_shape_fn((3, 6), |(i, j)| match j {
+            4 => std::f64::consts::FRAC_PI_4,
+            5 => 0.0,
+            _ => rows[i][j],
+        });
+        // Bit for bit: the amp factor is exactly 1 + 0i at the defaults.
+        assert_eq!(
+            gram(&Encoding::Mps, mps.view()).unwrap(),
+            gram(&Encoding::Rung3, r3.view()).unwrap()
+        );
+    }
+
+    #[test]
     fn matches_a_five_qubit_circuit() {
         // cos θ|00⟩ + e^{iψ} sin θ|11⟩ = Rz-corrected Ry(2θ) on q3, CNOT(3→4).
         let row = [0.4, -0.3, 0.2, 1.1, 0.7, 2.3];
