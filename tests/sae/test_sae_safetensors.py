@@ -307,6 +307,19 @@ def _header(doc: dict[str, Any]) -> bytes:
             "12 data bytes for shape",
         ),
         (lambda ok: _header({"__metadata__": {"a": 1}}), "__metadata__"),
+        # overlapping tensors: caught by safetensors' own parser (the cross-check)
+        (
+            lambda ok: (
+                _header(
+                    {
+                        "W_dec": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+                        "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                    }
+                )
+                + bytes(16)
+            ),
+            "not a valid safetensors file",
+        ),
     ],
 )
 def test_corrupt_files(tmp_path: Path, make: Any, match: str) -> None:

@@ -7,10 +7,13 @@ Two paths (spec 05 §5.6 and the port extensions of issue 03):
   bounded chunks, and every record holds a read-only row view of it — peak
   memory is the float32 size of the decoder plus a 512 KB chunk, whatever the
   stored dtype.
-* **sliced** (``feature_ids=[...]``): only the selected rows (or, for a
-  transposed ``decoder.weight``, the selected columns) are read, through
-  ``safe_open(...).get_slice``; BF16, which numpy cannot represent, is read
-  from the raw bytes at the header's offsets.
+* **sliced** (``feature_ids=[...]``): only the bytes of the selected rows
+  (or, for a transposed ``decoder.weight``, the selected columns) are read,
+  with positioned reads at the header's offsets — no memory map, so neither
+  the heap nor the resident set grows with the file (see ``_read_selected``).
+
+Both paths parse and validate the header themselves and have
+``safetensors.safe_open`` vet it as well (it reads no tensor data).
 
 BF16 is widened as ``u16 << 16`` reinterpreted as float32, F16 by numpy's
 exact cast; both are exact.  F64 stays float64 (narrowing would round).
@@ -357,6 +360,51 @@ def _widen_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
     return raw
 
 
+def _pread(fh: Any, size: int, offset: int, path: Path) -> bytes:
+    if hasattr(os, "pread"):
+        data = os.pread(fh.fileno(), size, offset)
+    else:  # pragma: no cover - Windows
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) != size:
+        raise _bad(path, "truncated: the file ended inside the decoder data")
+    return data
+
+
+def _read_selected(
+    fh: Any, info: TensorInfo, ids: list[int], orient: Orientation, out: np.ndarray, path: Path
+) -> None:
+    """Decode just the selected rows (or columns) into ``out`` (one row each).
+
+    Positioned reads of exactly the bytes needed, no memory map: on kernels
+    that map page-cache folios whole, an mmap slice (``safe_open().get_slice``
+    included) maps ~2 MB per touched row, and a column read maps the file.
+    """
+    stored = _DECODE[info.dtype][0]
+    item = np.dtype(stored).itemsize
+    rows, cols = info.shape
+    for k, fid in enumerate(ids):
+        if orient == "rows":
+            raw = _pread(fh, cols * item, info.start + fid * cols * item, path)
+        else:  # one element per stored row: the column of a [d_in, d_sae] matrix
+            raw = b"".join(
+                _pread(fh, item, info.start + (r * cols + fid) * item, path) for r in range(rows)
+            )
+        out[k] = _widen_raw(np.frombuffer(raw, dtype=stored), info.dtype)
+
+
+def _cross_check(path: Path, header: SafetensorsHeader) -> None:
+    """Let safetensors' own parser vet the header too (it reads no tensor data)."""
+    safetensors = _require_safetensors()
+    try:
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            keys = set(f.keys())
+    except safetensors.SafetensorError as e:
+        raise _bad(path, f"not a valid safetensors file: {e}") from None
+    if keys != set(header.tensors):
+        raise _bad(path, "corrupted header: safetensors and Polygram read different tensor lists")
+
+
 def _first_non_finite(arr: np.ndarray) -> tuple[int, int] | None:
     """(row, col) of the first non-finite element, checked in row blocks so no
     full-size boolean temporary is ever allocated."""
@@ -403,7 +451,7 @@ def load_decoder_records(
     expected: tuple[int, int] | None,
 ) -> dict[int, SAEFeatureRecord]:
     """Shared body of the file and folder loaders (header already parsed)."""
-    safetensors = _require_safetensors()
+    _cross_check(path, header)
     info = pick_decoder(header)
     orient = resolve_orientation(path, info, orientation, expected)
     if info.dtype not in _DECODE:
@@ -425,25 +473,8 @@ def load_decoder_records(
 
     ids = _check_ids(feature_ids, n, path)
     out = np.empty((len(ids), dim), dtype=target)
-    if info.dtype == "BF16":
-        # numpy has no bfloat16, so safetensors' numpy slices refuse it: read
-        # the raw bytes of just the selected rows / columns ourselves.
-        raw = np.memmap(path, dtype="<u2", mode="r", offset=info.start, shape=(rows, cols))
-        try:
-            for k, fid in enumerate(ids):
-                vec = raw[fid] if orient == "rows" else raw[:, fid]
-                out[k] = _widen_raw(np.array(vec), "BF16")
-        finally:
-            del raw
-    else:
-        try:
-            with safetensors.safe_open(str(path), framework="numpy") as f:
-                sl = f.get_slice(info.name)
-                for k, fid in enumerate(ids):
-                    part = sl[fid : fid + 1] if orient == "rows" else sl[:, fid : fid + 1]
-                    out[k] = np.asarray(part).reshape(-1)
-        except safetensors.SafetensorError as e:
-            raise _bad(path, f"safetensors could not read {info.name!r}: {e}") from None
+    with open(path, "rb", buffering=0) as fh:
+        _read_selected(fh, info, ids, orient, out, path)
     return _records(path, info, ids, out, name_map)
 
 
