@@ -632,7 +632,29 @@ class Cancellation:
         return getattr(self, self._RUNNERS[self.method])()  # type: ignore[no-any-return]
 
     def _run_rung3(self) -> CancellationResult:
-        raise NotImplementedError("Cancellation(encoding='rung3'): coming with issue 5")
+        # The joint (φ_A, φ_B, θ_b, ψ_b) search lives in _rung3_joint (spec 03 §3.5).
+        from polygram._rung3_joint import run_rung3_joint
+
+        s = run_rung3_joint(
+            self.dictionary,
+            self.target_pair,
+            max_steps=self.max_steps,
+            grid_outer=self.grid_outer,
+            min_amp_overlap=self.min_amp_overlap,
+            preserve_tiers=self.preserve_tiers,
+            max_grid_bytes=self.max_grid_bytes,
+        )
+        return self._result(
+            s.values,
+            after_overlap=s.after_overlap,
+            trajectory=s.trajectory,
+            overlaps=s.trajectory[:, -1],
+            feasible=s.feasible,
+            axes={},
+            best_index=s.best_index,
+            theta_amp_optimum=s.theta_amp_optimum,
+            psi_aux_optimum=s.psi_aux_optimum,
+        )
 
     def axis_values(self) -> list[np.ndarray]:
         """Grid axes: ``np.linspace(lo, hi, max_steps)`` per knob (both ends included)."""
