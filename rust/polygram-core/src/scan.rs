@@ -17,6 +17,8 @@ use crate::gram::{inner, schmidt_rank};
 use crate::tiers::Tiers;
 use crate::{Encoding, Error, Result, C64};
 
+mod grid;
+
 /// One grid axis: the values it takes and the knob slots it writes.
 #[derive(Clone, Debug)]
 pub struct Axis {
@@ -330,46 +332,15 @@ impl Scan {
         if let Some(kv) = &knobs {
             self.check_range(&range, kv.len(), k, "knobs")?;
         }
-        let (a, b) = target;
-        let mut needed = vec![false; self.n];
-        needed[a] = true;
-        needed[b] = true;
-        if preserve_tiers {
-            for s in tiers.siblings(a).chain(tiers.siblings(b)) {
-                needed[s] = true;
-            }
-        }
-        let eval = |sc: &mut Scratch, p: usize| -> (f64, bool) {
-            let mut idx = std::mem::take(&mut sc.idx);
-            self.decode(p, &mut idx);
-            self.build_dynamic(&idx, &needed, sc);
-            let ov = |x: usize, y: usize| {
-                inner(self.state(x, &idx, sc), self.state(y, &idx, sc)).norm_sqr()
-            };
-            let o = ov(a, b);
-            let ok = !preserve_tiers || tiers.ordering_ok(a, b, ov);
-            sc.idx = idx;
-            (o, ok)
-        };
-        overlaps
-            .par_iter_mut()
-            .zip(feasible.par_iter_mut())
-            .enumerate()
-            .for_each_init(
-                || self.scratch(),
-                |sc, (i, (o, f))| (*o, *f) = eval(sc, range.start + i),
-            );
-        if let Some(kv) = knobs {
-            if k > 0 {
-                kv.par_chunks_mut(k).enumerate().for_each(|(i, row)| {
-                    let mut idx = vec![0; k];
-                    self.decode(range.start + i, &mut idx);
-                    for (ax, (x, &j)) in self.axes.iter().zip(row.iter_mut().zip(&idx)) {
-                        *x = ax.values[j];
-                    }
-                });
-            }
-        }
+        self.grid_fast(
+            range,
+            tiers,
+            target,
+            preserve_tiers,
+            overlaps,
+            feasible,
+            knobs,
+        );
         Ok(())
     }
 }
