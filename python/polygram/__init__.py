@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from polygram.cancellation import Cancellation, CancellationResult
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
@@ -25,6 +26,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Cancellation",
+    "CancellationResult",
     "Dictionary",
     "Experiment",
     "ExperimentResult",
