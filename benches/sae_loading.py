@@ -166,15 +166,31 @@ def spread(n: int, k: int = 8) -> list[int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dir", type=Path, help="where to write the checkpoints (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the checkpoints")
     ap.add_argument("--repeat", type=int, default=20, help="timed calls per sliced workload")
-    ap.add_argument("--quick", action="store_true", help="skip the 600 MB eager loads and the original")
+    ap.add_argument(
+        "--quick", action="store_true", help="skip the 600 MB eager loads and the original"
+    )
     ap.add_argument("--no-peer", action="store_true", help="do not run the original polygram 0.0.1")
     ap.add_argument("--json", type=Path, help="also dump the raw results here")
-    ap.add_argument("--update-docs", action="store_true", help="rewrite the block in docs/performance.md")
+    ap.add_argument(
+        "--update-docs", action="store_true", help="rewrite the block in docs/performance.md"
+    )
+    ap.add_argument(
+        "--from-json", type=Path, help="re-render results saved with --json instead of measuring"
+    )
     args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        table = render(results, any(r.get("original") for r in results))
+        print(table)
+        if args.update_docs:
+            update_docs(table)
+        return 0
 
     small = Checkpoint("small", 24576, 768, "F32")
     big = Checkpoint("big", 65536, 2304, "F32")
@@ -216,7 +232,11 @@ def main() -> int:
         for w in work:
             print(f"measuring {w.name} / {w.ck.label} …", file=sys.stderr)
             ours = measure(sys.executable, paths[w.ck], w.ids, w.repeat)
-            theirs = measure(str(peer_py), paths[w.ck], w.ids, max(1, w.repeat // 4)) if use_peer else None
+            theirs = (
+                measure(str(peer_py), paths[w.ck], w.ids, max(1, w.repeat // 4))
+                if use_peer
+                else None
+            )
             row = {"workload": w.name, "checkpoint": w.ck.label, "ours": ours, "original": theirs}
             if w.target is not None and ours.get("ok"):
                 text, met = w.target(ours)
