@@ -117,19 +117,19 @@ class FeatureGraph:
             )
         try:
             edges = []
-            for i, e in enumerate(data["edges"]):
-                miss = [k for k in _EDGE_KEYS if k not in e]
+            for i, entry in enumerate(data["edges"]):
+                miss = [k for k in _EDGE_KEYS if k not in entry]
                 if miss:
                     raise AnalysisError(f"feature graph JSON: edges[{i}] lacks {miss}")
                 edges.append(
                     FeatureEdge(
-                        source=str(e["source"]),
-                        target=str(e["target"]),
-                        weight=float(e["weight"]),
-                        floor=float(e["floor"]),
-                        gap=float(e["gap"]),
-                        is_cross_cluster=bool(e["is_cross_cluster"]),
-                        reason=str(e["reason"]),
+                        source=str(entry["source"]),
+                        target=str(entry["target"]),
+                        weight=float(entry["weight"]),
+                        floor=float(entry["floor"]),
+                        gap=float(entry["gap"]),
+                        is_cross_cluster=bool(entry["is_cross_cluster"]),
+                        reason=str(entry["reason"]),
                     )
                 )
             return cls(

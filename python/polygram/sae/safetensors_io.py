@@ -340,12 +340,12 @@ def _decode_range(fh: BinaryIO, info: TensorInfo, out: np.ndarray, path: Path) -
     fh.seek(info.start)
     stored = _DECODE[info.dtype][0]
     if np.dtype(stored) == out.dtype:  # F32→f32, F64→f64: read straight into place
-        _readinto_exact(fh, memoryview(out).cast("B"), path)
+        _readinto_exact(fh, out.data.cast("B"), path)
         return
     buf = np.empty(min(_CHUNK, out.size), dtype=stored)
     for lo in range(0, out.size, _CHUNK):
         m = min(_CHUNK, out.size - lo)
-        _readinto_exact(fh, memoryview(buf[:m]).cast("B"), path)
+        _readinto_exact(fh, buf[:m].data.cast("B"), path)
         if info.dtype == "BF16":
             bits = out[lo : lo + m].view(np.uint32)
             bits[...] = buf[:m]

@@ -15,7 +15,9 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from polygram._io import atomic_write_text
 from polygram.errors import SAEFileNotFoundError, SAEFormatError
@@ -73,16 +75,16 @@ def records_from_document(doc: Any, *, source: str = "<document>") -> dict[int, 
             raise SAEFormatError(f"{here}.feature_id: got {fid!r}; expected an integer")
         if fid in out:
             raise SAEFormatError(f"{here}: duplicate feature_id {fid}; ids must be unique")
-        if not isinstance(entry["projection"], list):
+        projection: Any = entry["projection"]
+        if not isinstance(projection, list):
             raise SAEFormatError(
-                f"{here}.projection: got {type(entry['projection']).__name__}; "
-                "expected a list of numbers"
+                f"{here}.projection: got {type(projection).__name__}; expected a list of numbers"
             )
         try:
             out[fid] = SAEFeatureRecord(
                 feature_id=fid,
                 name=entry["name"],
-                projection=entry["projection"],
+                projection=cast(np.ndarray, projection),  # the record coerces lists
                 **{k: entry.get(k) for k in _OPTIONAL},
             )
         except SAEFormatError as e:
