@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, overload
 
 import numpy as np
@@ -167,9 +168,9 @@ class CancellationResult:
 
     # -- derived -----------------------------------------------------------
     @property
-    def optimized_phis(self) -> dict[str, float]:
-        """Read-only alias of ``optimized_knobs`` (the seed README's name)."""
-        return dict(self.optimized_knobs)
+    def optimized_phis(self) -> Mapping[str, float]:
+        """Read-only view of ``optimized_knobs`` (the seed README's name)."""
+        return MappingProxyType(self.optimized_knobs)
 
     @property
     def floor_breach(self) -> float:
@@ -363,7 +364,8 @@ class CancellationResult:
 
     def __repr__(self) -> str:
         return (
-            f"CancellationResult(method={self.method!r}, target_pair={self.target_pair}, "
+            f"CancellationResult({self.dictionary_at_optimum.name!r}, method={self.method!r}, "
+            f"target_pair={self.target_pair}, "
             f"before={self.before_overlap:.6f}, after={self.after_overlap:.6f}, "
             f"floor={self.structural_floor:.6f}, feasible={self.feasible_count}/"
             f"{self.n_evaluations}, optimized_knobs={self.optimized_knobs})"
