@@ -120,3 +120,20 @@ def test_run_failures_exit_1(tmp_path: Path, target: str, message: str) -> None:
 def test_bad_flag_type_exits_2() -> None:
     r = cli("run", "x.py", "--n-points", "many")
     assert r.returncode == 2
+
+
+def test_run_toy_sae_walk(tmp_path: Path) -> None:
+    r = cli("run", str(ROOT / "examples" / "import_from_sae.py"), "--output-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "cancel dog_poodle × hawk_red: 0.5763 → 0.5763 (floor 0.5763, efficiency n/a)" in r.stdout
+    assert r.stdout.count("valid (Gram max |diff|") == 3
+    for name in (
+        "triage_report.md",
+        "ToySAEAnimals4.q.orca.md",
+        "ToySAEAnimals4_result.csv",
+        "ToySAEAnimals4_overlap.png",
+        "ToySAEAnimals4_overlap_2d_24x24.png",
+        "dog_poodle_x_hawk_red/ToySAEAnimals4_at_optimum_summary.md",
+        "dog_poodle_x_hawk_red/grid.png",
+    ):
+        assert (tmp_path / name).is_file(), name
