@@ -81,11 +81,13 @@ def _int_option(owner: str, value: object, lo: int) -> int:
     """An integer ≥ ``lo``; integral floats are cast (0.0.1 casts with int())."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ExperimentError(f"{owner}: got {value!r}; expected an integer >= {lo}")
-    if not isinstance(value, Integral):
+    if isinstance(value, Integral):
+        n = int(value)
+    else:
         v = float(value)
         if not (math.isfinite(v) and v.is_integer()):
             raise ExperimentError(f"{owner}: got {value!r}; expected an integer >= {lo}")
-    n = int(value)
+        n = int(v)
     if n < lo:
         raise ExperimentError(f"{owner}: got {n}; must be >= {lo}")
     return n
@@ -410,6 +412,21 @@ class Cancellation:
     }
     _OPTIMIZE_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "max_steps"})
 
+    dictionary: Dictionary
+    target_pair: tuple[str, str]
+    encoding: str
+    knobs: list[str]
+    bounds: list[tuple[float, float]]
+    max_steps: int
+    method: str
+    optimize: dict[str, Any]
+    grid_outer: tuple[int, int]
+    min_amp_overlap: float
+    tolerance: float
+    preserve_tiers: bool
+    lean: bool
+    max_grid_bytes: int | None
+
     def __init__(
         self,
         dictionary: Dictionary,
@@ -707,7 +724,7 @@ class Cancellation:
             best_index=best,
         )
 
-    def evaluate(self, values: Sequence[float]) -> tuple[float, bool]:
+    def evaluate(self, values: Sequence[float] | np.ndarray) -> tuple[float, bool]:
         """Exact ``(|G_AB|², feasible)`` at one knob point — the kernel the grid uses."""
         o, f, _, _ = self._scan([np.array([float(v)]) for v in values]).grid(
             self._target_index, self.preserve_tiers, with_knobs=False
