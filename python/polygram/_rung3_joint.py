@@ -213,13 +213,18 @@ def run_rung3_joint(
     evals: list[list[float]] = []
     eval_feas: list[bool] = []
 
+    ca, sa = math.cos(fa.theta_amp), math.sin(fa.theta_amp)
+
     def feasible_amp(theta_b: float, psi_b: float) -> bool:
-        a2 = amp_overlap_sq(fa.theta_amp, fa.psi_aux, np.array(theta_b), np.array(psi_b))
-        return bool(a2 >= min_amp_overlap)
+        # scalar form of amp_overlap_sq (numpy per call would dominate the refine)
+        a = ca * math.cos(theta_b) + complex(
+            math.cos(psi_b - fa.psi_aux), math.sin(psi_b - fa.psi_aux)
+        ) * (sa * math.sin(theta_b))
+        return abs(a) ** 2 >= min_amp_overlap
 
     def objective(x: np.ndarray) -> float:
         # scipy keeps points inside the bounds; clip guards the last ulp.
-        p = [float(np.clip(v, lo, hi)) for v, (lo, hi) in zip(x, BOUNDS)]
+        p = [min(max(float(v), lo), hi) for v, (lo, hi) in zip(x, BOUNDS)]
         o, ok = kernel.point(*p)
         ok = ok and feasible_amp(p[2], p[3])
         evals.append([*p, o])
