@@ -54,6 +54,8 @@ BOUNDS: tuple[tuple[float, float], ...] = (
 )
 #: Nelder–Mead options of the reference (spec 03 §3.5 step 3).
 NM_OPTIONS = {"xatol": 1e-4, "fatol": 1e-6, "maxiter": 200}
+#: Initial Nelder–Mead step per knob, as a fraction of its search range.
+SIMPLEX_STEP = 0.05
 #: Added to the objective of an infeasible refine point.
 PENALTY = 1.0
 #: Bytes the kernel returns per grid point (f64 overlap + bool feasible).
@@ -129,6 +131,18 @@ class _Kernel:
     def point(self, phi_a: float, phi_b: float, theta_b: float, psi_b: float) -> tuple[float, bool]:
         o, f = self.grid([np.array([v]) for v in (theta_b, psi_b, phi_a, phi_b)])
         return float(o[0]), bool(f[0])
+
+
+def initial_simplex(x0: np.ndarray, frac: float = SIMPLEX_STEP) -> np.ndarray:
+    """x0 plus one vertex per knob, stepped by ``frac`` of that knob's range
+    *into* the box.  scipy's default simplex steps outward from an upper bound
+    and is then clipped flat onto it, which freezes that knob; grid optima sit
+    on bounds (φ = 2π, θ_b = π/2) often."""
+    sim = np.tile(np.asarray(x0, dtype=np.float64), (len(x0) + 1, 1))
+    for j, (lo, hi) in enumerate(BOUNDS):
+        h = frac * (hi - lo)
+        sim[j + 1, j] += h if sim[0, j] + h <= hi else -h
+    return sim
 
 
 def _theta_chunks(m: int, per_theta_bytes: int, budget: int) -> list[slice]:
@@ -232,7 +246,13 @@ def run_rung3_joint(
         return o + (0.0 if ok else PENALTY)
 
     x0 = grid_rows[best_cell, :4]
-    res_nm = minimize(objective, x0, method="Nelder-Mead", bounds=BOUNDS, options=dict(NM_OPTIONS))
+    res_nm = minimize(
+        objective,
+        x0,
+        method="Nelder-Mead",
+        bounds=BOUNDS,
+        options={**NM_OPTIONS, "initial_simplex": initial_simplex(x0)},
+    )
 
     refine = np.array(evals, dtype=np.float64).reshape(-1, 5)
     refine_feas = np.array(eval_feas, dtype=bool)

@@ -13,7 +13,7 @@ from enc_helpers import amp_overlap, animals_hea, quickstart_rung3
 
 from conftest import REFERENCE
 from polygram import Feature, verify_qorca
-from polygram._rung3_joint import BOUNDS, joint_knobs, run_rung3_joint
+from polygram._rung3_joint import BOUNDS, initial_simplex, joint_knobs, run_rung3_joint
 from polygram.cancellation import Cancellation
 from polygram.errors import ExperimentError, GridTooLargeError, KnobError
 
@@ -143,6 +143,22 @@ def test_joint_trajectory_layout_and_bounds() -> None:
         w = d.with_knobs(dict(zip(s.knobs, row[:4])))
         assert abs(w.gram()[0, 2]) ** 2 == pytest.approx(row[4], abs=1e-14)
     assert t[s.best_index, 4] <= t[:12, 4].min()
+
+
+@pytest.mark.parametrize(
+    "x0",
+    [
+        [2 * math.pi, 2 * math.pi, math.pi / 2, 2 * math.pi],  # every knob on its upper bound
+        [0.0, 0.0, 0.0, 0.0],
+        [1.0, 2 * math.pi, 0.3, 0.0],
+    ],
+)
+def test_initial_simplex_stays_inside_and_spans_every_knob(x0: list[float]) -> None:
+    sim = initial_simplex(np.array(x0))
+    assert sim.shape == (5, 4) and np.array_equal(sim[0], x0)
+    for j, (lo, hi) in enumerate(BOUNDS):
+        assert sim[:, j].min() >= lo and sim[:, j].max() <= hi
+    assert np.linalg.matrix_rank(sim[1:] - sim[0]) == 4  # not flattened onto a bound
 
 
 def test_outer_cells_take_the_inner_grid_optimum() -> None:
