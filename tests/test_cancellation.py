@@ -671,3 +671,50 @@ def test_big_lean_grid(quickstart: Dictionary) -> None:
     assert r.overlap_grid is not None and r.overlap_grid.shape == (2001, 2001)
     c = Cancellation(gap_pair(), ("a1", "b1"))
     assert r.after_overlap == pytest.approx(c.structural_floor(), abs=ATOL)  # odd: δ = π sampled
+
+
+def _rung3_pair() -> Dictionary:
+    feats = [
+        Feature("a", "k", 0.4, alpha=0.1, gamma=0.2, phi=0.3, theta_amp=0.5, psi_aux=0.2),
+        Feature("a2", "k", 0.3, theta_amp=0.9),
+        Feature("b", "j", -0.4, alpha=0.3, psi_aux=1.0),
+        Feature("b2", "j", -0.2, phi=0.7),
+    ]
+    return Dictionary("R3", feats, {"k": ["a", "a2"], "j": ["b", "b2"]}, Rung3())
+
+
+def _hea_pair(rotations: tuple[str, ...], depth: int) -> Dictionary:
+    feats = [
+        Feature("a", "k", 0.4, alpha=0.1, gamma=0.2),
+        Feature("a2", "k", 0.3),
+        Feature("b", "j", -0.4, alpha=0.3),
+        Feature("b2", "j", -0.2),
+    ]
+    return Dictionary("H", feats, {"k": ["a", "a2"], "j": ["b", "b2"]},
+                      HEA_Rung2(depth=depth, rotations=rotations))
+
+
+@pytest.mark.parametrize(
+    ("make", "knobs", "encoding"),
+    [
+        (lambda: _hea_pair(("Rz", "Ry"), 1), ["a.phi", "b.phi"], None),
+        (lambda: _hea_pair(("Ry", "Rz"), 2), ["k.theta[0,1,2]", "b.theta[1,0,0]", "a.theta[0,0,1]"], None),
+        (_rung3_pair, ["a.psi_aux", "b.psi_aux"], "mps"),
+        (_rung3_pair, ["a.phi", "b.psi_aux"], "mps"),
+        (_rung3_pair, ["a.theta_amp", "b.phi", "k.psi_aux"], "mps"),
+        (lambda: gap_pair().renamed("G"), ["ka.phi", "a1.phi", "b1.phi"], None),
+    ],
+)
+def test_other_knob_kinds_match_brute_force(make: Any, knobs: list[str], encoding: str | None) -> None:
+    """Every kernel path (inner products, dynamic features, ψ_aux closed form,
+    overlapping cluster/feature writes) equals with_knobs(...).overlaps()."""
+    d = make()
+    a, b = ("a1", "b1") if "a1" in d.feature_names else ("a", "b")
+    r = Cancellation(d, (a, b), knobs=knobs, encoding=encoding, optimize={"max_steps": 4}).run()
+    assert r.trajectory is not None
+    ia, ib = d.feature_index(a), d.feature_index(b)
+    for row, ok in zip(r.trajectory, r.feasible_mask):
+        dd = d.with_knobs(dict(zip(knobs, row[:-1])))
+        assert dd.overlaps()[ia, ib] == pytest.approx(row[-1], abs=ATOL)
+        assert bool(ok) == dd.hierarchical_ordering_preserved(a, b) or _near_tie(dd, a, b)
+    assert_optimum_consistent(r)
