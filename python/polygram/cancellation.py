@@ -38,7 +38,8 @@ from polygram._budget import check_result_bytes
 from polygram._io import atomic_write_text, ensure_dir
 from polygram.dictionary import Dictionary
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
-from polygram.errors import ExperimentError, OutputError, UnknownFeatureError, missing
+from polygram.errors import ExperimentError, OutputError, missing
+from polygram.experiment import target_pair_of
 from polygram.knobs import parse_knob
 
 __all__ = [
@@ -251,9 +252,7 @@ class CancellationResult:
         ]
         if self.method == "rung3_joint":  # issue 04: how far below the MPS floor
             breach = self.floor_breach
-            lines.append(
-                "- floor_breach: " + ("n/a" if math.isnan(breach) else f"{breach:+.6f}")
-            )
+            lines.append("- floor_breach: " + ("n/a" if math.isnan(breach) else f"{breach:+.6f}"))
         lines.append(f"- interpretation: {self.interpretation}")
         if math.isnan(floor):
             lines += ["", "## Caveat", ""]
@@ -453,7 +452,7 @@ class Cancellation:
                 f"Cancellation.dictionary: got {type(dictionary).__name__}; expected a Dictionary"
             )
         self.dictionary = dictionary
-        self.target_pair = self._check_pair(dictionary, target_pair)
+        self.target_pair = target_pair_of(dictionary, target_pair, "Cancellation")
         a, b = self.target_pair
 
         inferred = _encoding_name(dictionary)
@@ -583,28 +582,6 @@ class Cancellation:
             self._check_grid_budget()
 
     # -- validation helpers ------------------------------------------------
-    @staticmethod
-    def _check_pair(d: Dictionary, pair: object) -> tuple[str, str]:
-        if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
-            raise ExperimentError(
-                f"Cancellation.target_pair: got {pair!r}; expected two feature names"
-            )
-        a, b = pair
-        for x in (a, b):
-            try:
-                d.feature_index(x)
-            except UnknownFeatureError:
-                raise ExperimentError(
-                    f"Cancellation.target_pair: unknown feature {x!r}; features: "
-                    f"{d.feature_names}"
-                ) from None
-        if a == b:
-            raise ExperimentError(
-                f"Cancellation.target_pair: ({a!r}, {b!r}) names one feature twice; "
-                "a pair needs two different features"
-            )
-        return str(a), str(b)
-
     @property
     def grid_points(self) -> int:
         return int(self.max_steps) ** len(self.knobs)
@@ -682,8 +659,12 @@ class Cancellation:
     def _scan(self, values: Sequence[np.ndarray]) -> Any:
         d = self.dictionary
         return _core.Scan(
-            d.encoding.encoder, d.knob_table, self._slots, list(values),
-            d.cluster_ids, len(d.hierarchy),
+            d.encoding.encoder,
+            d.knob_table,
+            self._slots,
+            list(values),
+            d.cluster_ids,
+            len(d.hierarchy),
         )
 
     @property

@@ -38,7 +38,8 @@ DESTRUCTIVE_THRESHOLD = 0.1
 TIERS = ("self", "sibling", "cross_cluster")
 
 
-def _target(d: Dictionary, pair: object, owner: str) -> tuple[str, str]:
+def target_pair_of(d: Dictionary, pair: object, owner: str) -> tuple[str, str]:
+    """Validate a target pair: two distinct feature names of ``d``."""
     if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
         raise ExperimentError(f"{owner}.target_pair: got {pair!r}; expected two feature names")
     a, b = pair
@@ -51,7 +52,8 @@ def _target(d: Dictionary, pair: object, owner: str) -> tuple[str, str]:
             ) from None
     if a == b:
         raise ExperimentError(
-            f"{owner}.target_pair: ({a!r}, {b!r}) names one feature twice; a pair needs two"
+            f"{owner}.target_pair: ({a!r}, {b!r}) names one feature twice; "
+            "a pair needs two different features"
         )
     return str(a), str(b)
 
@@ -95,7 +97,7 @@ class Experiment:
             raise ExperimentError(f"Experiment.name: got {name!r}; expected a non-empty string")
         self.name = name
         self.dictionary = dictionary
-        self.target_pair = _target(dictionary, target_pair, "Experiment")
+        self.target_pair = target_pair_of(dictionary, target_pair, "Experiment")
         self.measures = list(measures) if measures is not None else ["overlap", "gram_matrix"]
         for m in self.measures:
             if m not in MEASURES:
