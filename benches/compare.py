@@ -342,6 +342,14 @@ def time_imports(
 # --------------------------------------------------------------------------- report
 
 
+def loadavg() -> str:
+    """1-minute load average (other jobs on a 2-core machine move the numbers)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
 def machine() -> dict[str, str]:
     model = "unknown"
     try:
@@ -376,6 +384,7 @@ def machine() -> dict[str, str]:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
         "date": dt.date.today().isoformat(),
         "commit": commit,
+        "load": loadavg(),
     }
 
 
@@ -498,7 +507,8 @@ def docs_block(
         BEGIN,
         f"Measured {info['date']} with `{cmd}` on {info['cores']} cores of an {info['cpu']} "
         f"(Python {info['python']}, numpy {info['numpy']}, "
-        f"`OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}`; commit {info['commit']}):",
+        f"`OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}`; commit {info['commit']}; "
+        f"1-min load average {info['load']} before and {loadavg()} after the run):",
         "",
         text_md,
         "",
@@ -544,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     log(
         f"machine: {info['cores']} cores, {info['cpu']}; Python {info['python']}, "
         f"numpy {info['numpy']}; OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}; "
-        f"commit {info['commit']}"
+        f"commit {info['commit']}; load {info['load']}"
     )
     problems = check_numpy_agrees()
     if problems:
