@@ -3,8 +3,7 @@ polysemantic SAE feature dictionaries."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from polygram._core import __version__  # the crate version is the package version
 from polygram.cancellation import Cancellation, CancellationResult
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
@@ -19,11 +18,6 @@ from polygram.sae import (
     load_sae_safetensors,
     load_toy_sae,
 )
-
-try:
-    __version__ = version("polygram")
-except PackageNotFoundError:  # pragma: no cover - running from a bare tree
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "Cancellation",

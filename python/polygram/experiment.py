@@ -225,11 +225,11 @@ class InterferenceSweep:
                 end = bool(stats[-1, 0] < DESTRUCTIVE_THRESHOLD)
                 passes[name] = np.full(dims or (1,), end)
         members = [len(m) for m in d.hierarchy.values()]
-        tier_sep = (
-            None
-            if all(k == 1 for k in members)
-            else np.nan_to_num(stats[:, 3], nan=0.0).reshape(dims)
-        )
+        tier_sep = None
+        if not all(k == 1 for k in members):
+            # NaN (no cluster with two members) is stored as 0.0, as in 0.0.1.
+            tier_sep = stats[:, 3].reshape(dims).copy()
+            tier_sep[np.isnan(tier_sep)] = 0.0
         return ExperimentResult(
             sweep_axes=dict(exp.sweep),
             gram_matrices=gram.reshape((*dims, n, n)),

@@ -9,6 +9,7 @@
 //! Work is done by ranges of points so a caller can stop between chunks.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -40,6 +41,17 @@ enum Source {
     Dynamic { axes: Vec<usize> },
 }
 
+/// How one Gram entry `⟨ψ_a|ψ_b⟩` varies over a sweep.
+#[derive(Debug)]
+enum GramEntry {
+    /// Neither feature moves.
+    Const(C64),
+    /// Only axis `axis` moves them: one value per axis value.
+    Axis { axis: usize, table: Vec<C64> },
+    /// Recomputed at every point.
+    Point,
+}
+
 /// Number of scalar statistics per sweep point (see [`Scan::sweep_chunk`]).
 pub const SWEEP_STATS: usize = 5;
 
@@ -55,6 +67,8 @@ pub struct Scan {
     axes: Vec<Axis>,
     sources: Vec<Source>,
     n_points: usize,
+    /// Upper-triangle Gram entries (`a ≤ b`, row-major), planned on first sweep.
+    gram_plan: OnceLock<Vec<GramEntry>>,
 }
 
 impl Scan {
@@ -115,6 +129,7 @@ impl Scan {
             axes,
             sources: Vec::new(),
             n_points,
+            gram_plan: OnceLock::new(),
         };
         scan.sources = touched
             .into_iter()
@@ -260,6 +275,52 @@ impl Scan {
         Ok(())
     }
 
+    /// The axis a feature's state depends on: `None` for a fixed feature,
+    /// `Some(None)` when it depends on several.
+    fn single_axis(&self, f: usize) -> Option<Option<usize>> {
+        match &self.sources[f] {
+            Source::Fixed => None,
+            Source::PerAxis { axis, .. } => Some(Some(*axis)),
+            Source::Dynamic { .. } => Some(None),
+        }
+    }
+
+    /// Classify every Gram entry once: constant, one axis (tabulated), or per point.
+    fn gram_plan(&self) -> &[GramEntry] {
+        self.gram_plan.get_or_init(|| {
+            let mut plan = Vec::with_capacity(self.n * (self.n + 1) / 2);
+            let no_idx = vec![0; self.axes.len()];
+            let scratch = self.scratch();
+            for a in 0..self.n {
+                for b in a..self.n {
+                    let entry = match (self.single_axis(a), self.single_axis(b)) {
+                        (None, None) => GramEntry::Const(inner(
+                            self.state(a, &no_idx, &scratch),
+                            self.state(b, &no_idx, &scratch),
+                        )),
+                        (Some(Some(k)), None) | (None, Some(Some(k))) => self.tabulate(a, b, k),
+                        (Some(Some(k)), Some(Some(l))) if k == l => self.tabulate(a, b, k),
+                        _ => GramEntry::Point,
+                    };
+                    plan.push(entry);
+                }
+            }
+            plan
+        })
+    }
+
+    fn tabulate(&self, a: usize, b: usize, k: usize) -> GramEntry {
+        let scratch = self.scratch();
+        let mut idx = vec![0; self.axes.len()];
+        let table = (0..self.axes[k].values.len())
+            .map(|i| {
+                idx[k] = i;
+                inner(self.state(a, &idx, &scratch), self.state(b, &idx, &scratch))
+            })
+            .collect();
+        GramEntry::Axis { axis: k, table }
+    }
+
     /// Full sweep statistics for the points of `range`:
     /// * `gram`: `N×N` complex per point;
     /// * `ranks`: Schmidt rank (qubit 0 | rest) per feature;
@@ -279,6 +340,7 @@ impl Scan {
         self.check_range(&range, ranks.len(), n, "ranks")?;
         self.check_range(&range, stats.len(), SWEEP_STATS, "stats")?;
         let all = vec![true; n];
+        let plan = self.gram_plan();
         gram.par_chunks_mut(n * n.max(1))
             .zip(ranks.par_chunks_mut(n.max(1)))
             .zip(stats.par_chunks_mut(SWEEP_STATS))
@@ -289,11 +351,16 @@ impl Scan {
                     let mut idx = std::mem::take(&mut sc.idx);
                     self.decode(range.start + i, &mut idx);
                     self.build_dynamic(&idx, &all, sc);
+                    let mut entries = plan.iter();
                     for a in 0..n {
                         let sa = self.state(a, &idx, sc);
                         r[a] = self.rank(a, &idx, sa);
                         for b in a..n {
-                            let v = inner(sa, self.state(b, &idx, sc));
+                            let v = match entries.next() {
+                                Some(GramEntry::Const(v)) => *v,
+                                Some(GramEntry::Axis { axis, table }) => table[idx[*axis]],
+                                _ => inner(sa, self.state(b, &idx, sc)),
+                            };
                             g[a * n + b] = v;
                             g[b * n + a] = v.conj();
                         }
@@ -466,6 +533,46 @@ mod tests {
         let best = best_index(&o, &f).unwrap();
         assert!((o[best] - 0.18015530).abs() < 1e-7);
         assert_eq!((kv[2 * best], kv[2 * best + 1]), (0.0, PI));
+    }
+
+    #[test]
+    fn sweep_plans_constant_tabulated_and_per_point_entries() {
+        let base = quickstart();
+        // axis 0 moves bird_hawk (φ) and, cluster-shared, both dogs; axis 1
+        // moves bird_hawk again (α): dogs tabulated, bird_hawk per point,
+        // bird_sparrow fixed.
+        let axes = vec![
+            Axis {
+                slots: vec![3, 4 + 3, 2 * 4 + 3],
+                values: vec![0.0, 0.7, 2.0],
+            },
+            Axis {
+                slots: vec![2 * 4],
+                values: vec![0.0, 0.4],
+            },
+        ];
+        let scan = Scan::new(Encoding::Mps, base.view(), axes.clone()).unwrap();
+        let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
+        let p = scan.n_points();
+        let mut g = vec![C64::new(0.0, 0.0); p * 16];
+        let (mut r, mut s) = (vec![0u8; p * 4], vec![0.0; p * 5]);
+        scan.sweep_chunk(0..p, &tiers, (0, 2), &mut g, &mut r, &mut s)
+            .unwrap();
+        for i in 0..3 {
+            for j in 0..2 {
+                let mut t = base.clone();
+                for f in 0..3 {
+                    t[[f, 3]] = axes[0].values[i];
+                }
+                t[[2, 0]] = axes[1].values[j];
+                let want = gram(&Encoding::Mps, t.view()).unwrap();
+                let pt = i * 2 + j;
+                for (x, y) in want.iter().zip(&g[pt * 16..(pt + 1) * 16]) {
+                    assert!((x - y).norm() < 1e-15);
+                }
+                assert_eq!(r[pt * 4 + 2], if j == 0 { 1 } else { 2 });
+            }
+        }
     }
 
     #[test]
