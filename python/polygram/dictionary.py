@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from numbers import Real
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +27,12 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _KNOBS = ("beta", "alpha", "gamma", "phi", "theta_amp", "psi_aux")
 
 
-def _finite(owner: str, field: str, value: object) -> float:
+def _finite(owner: str, attr: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise DictionaryError(f"{owner}.{field}: got {value!r}; expected a finite real number")
+        raise DictionaryError(f"{owner}.{attr}: got {value!r}; expected a finite real number")
     v = float(value)
     if not math.isfinite(v):
-        raise DictionaryError(f"{owner}.{field}: got {v!r}; knob values must be finite")
+        raise DictionaryError(f"{owner}.{attr}: got {v!r}; knob values must be finite")
     return v
 
 
@@ -55,13 +56,13 @@ class Feature:
     psi_aux: float = 0.0
 
     def __post_init__(self) -> None:
-        for field in ("name", "cluster"):
-            v = getattr(self, field)
+        for attr in ("name", "cluster"):
+            v = getattr(self, attr)
             if not isinstance(v, str) or not v:
-                raise DictionaryError(f"Feature.{field}: got {v!r}; expected a non-empty string")
+                raise DictionaryError(f"Feature.{attr}: got {v!r}; expected a non-empty string")
         owner = f"Feature({self.name!r})"
-        for field in _KNOBS:
-            object.__setattr__(self, field, _finite(owner, field, getattr(self, field)))
+        for attr in _KNOBS:
+            object.__setattr__(self, attr, _finite(owner, attr, getattr(self, attr)))
         if self.theta is not None:
             try:
                 theta = np.array(self.theta, dtype=np.float64)
@@ -94,6 +95,10 @@ class Dictionary:
     features: Sequence[Feature]
     hierarchy: Mapping[str, Sequence[str]]
     encoding: MPSRung1 | HEA_Rung2 | Rung3 = MPSRung1()
+    # Derived once in __post_init__ (never passed by callers).
+    _table: np.ndarray = field(init=False, repr=False)
+    _index: dict[str, int] = field(init=False, repr=False)
+    _cluster_ids: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         features = tuple(self.features)
@@ -201,7 +206,7 @@ class Dictionary:
 
     def feature_index(self, name: str) -> int:
         try:
-            return self._index[name]  # type: ignore[attr-defined,no-any-return]
+            return self._index[name]
         except (KeyError, TypeError):
             raise UnknownFeatureError(
                 f"unknown feature {name!r}; features: {self.feature_names}"
@@ -213,16 +218,16 @@ class Dictionary:
     @property
     def knob_table(self) -> np.ndarray:
         """Read-only ``n_features × encoding.width`` table the Rust core reads."""
-        return self._table  # type: ignore[attr-defined,no-any-return]
+        return self._table
 
     @property
     def cluster_ids(self) -> list[int]:
         """Cluster index (hierarchy key order) of every feature."""
-        return list(self._cluster_ids)  # type: ignore[attr-defined]
+        return list(self._cluster_ids)
 
     # ------------------------------------------------------------------ knobs
     def _targets(self, kp: KnobPath) -> list[int]:
-        if kp.ident in self._index:  # type: ignore[attr-defined]
+        if kp.ident in self._index:
             return [self.feature_index(kp.ident)]
         if kp.ident in self.hierarchy:
             return [self.feature_index(m) for m in self.hierarchy[kp.ident]]
@@ -288,7 +293,8 @@ class Dictionary:
                     theta[slot] = v
                     feats[i] = replace(f, theta=theta, phi=v)
                 else:
-                    feats[i] = replace(f, **{kp.knob: v})
+                    change: dict[str, Any] = {kp.knob: v}
+                    feats[i] = replace(f, **change)
         return replace(self, features=feats)
 
     def with_phi(self, name: str, value: float) -> Dictionary:
@@ -301,7 +307,7 @@ class Dictionary:
     # --------------------------------------------------------------- measures
     def gram(self) -> np.ndarray:
         """Complex Gram ``G_ij = ⟨ψ_i|ψ_j⟩`` (not squared)."""
-        return self.encoding.encoder.gram(self._table)  # type: ignore[attr-defined]
+        return self.encoding.encoder.gram(self._table)
 
     def overlaps(self) -> np.ndarray:
         """``|G_ij|²``."""
@@ -310,11 +316,11 @@ class Dictionary:
     def states(self) -> np.ndarray:
         """State vectors, one row per feature (MPS 8, Rung3 16 = MPS ⊗ amp
         branch in span{|00⟩,|11⟩}, HEA 2**n_qubits)."""
-        return self.encoding.encoder.states(self._table)  # type: ignore[attr-defined]
+        return self.encoding.encoder.states(self._table)
 
     def schmidt_ranks(self) -> np.ndarray:
         """Schmidt rank of each state across the cut qubit 0 | the rest."""
-        return self.encoding.encoder.schmidt_ranks(self._table).astype(np.int64)  # type: ignore[attr-defined]
+        return self.encoding.encoder.schmidt_ranks(self._table).astype(np.int64)
 
     def branch_law(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(M, V, floor)``: per pair ``|G_ij|² = M + V·cos(φ_i − φ_j)`` and
@@ -323,7 +329,7 @@ class Dictionary:
             raise NotImplementedError(
                 "HEA_Rung2 has no closed-form M + V·cos δ law, hence no structural floor"
             )
-        return self.encoding.encoder.branch_law(self._table)  # type: ignore[attr-defined,no-any-return]
+        return self.encoding.encoder.branch_law(self._table)  # type: ignore[no-any-return]
 
     def _stats(self, target: tuple[int, int] = (0, 0)) -> np.ndarray:
         scan = _core.Scan(

@@ -219,6 +219,7 @@ class InterferenceSweep:
                 passes[name] = (stats[:, 4] > 0.5).reshape(dims)
             elif name == "concept_gram_tier_separation_bound_holds":
                 bound = d.encoding.tier_separation_bound  # type: ignore[union-attr]
+                assert bound is not None  # checked at construction
                 sep = stats[:, 3]
                 passes[name] = (np.isnan(sep) | (sep >= bound)).reshape(dims)
             else:
