@@ -47,8 +47,9 @@ def main(output_dir: str | Path = "examples/output", size: int = 4, steps: int =
     out = Path(output_dir)
     records = load_toy_sae(TOY_SAE)
     rows: list[list[object]] = []
+    selections = list(itertools.combinations(sorted(records), size))
     start = time.perf_counter()
-    for ids in itertools.combinations(sorted(records), size):
+    for ids in selections:
         d, _ = from_sae_lens(records, list(ids), name="Survey", assign_gamma=True)
         for p in triage_dictionary(d).pairs:
             res = Cancellation(
@@ -85,7 +86,7 @@ def main(output_dir: str | Path = "examples/output", size: int = 4, steps: int =
     floor = np.array([r[5] for r in rows], dtype=float)
     after = np.array([r[7] for r in rows], dtype=float)
     lines = [
-        f"# Phase-gap survey: {len(rows):,} pairs in {len(rows) // 6:,} dictionaries "
+        f"# Phase-gap survey: {len(rows):,} pairs in {len(selections):,} dictionaries "
         f"({seconds:.1f} s, grid {steps}×{steps} per pair)",
         "",
         "| tier | pairs | gap > 1e-9 | median gap | max gap | after − floor (max) |",
