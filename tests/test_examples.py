@@ -21,7 +21,8 @@ def test_gap_survey_on_pairs(tmp_path: Path) -> None:
     summary = load("research_gap_survey").main(tmp_path, size=2, steps=7).read_text()
     assert "120 pairs in 120 dictionaries" in summary
     assert "below the closed-form floor (should be 0): 0" in summary
-    rows = list(csv.DictReader((tmp_path / "gap_survey.csv").open()))
+    with (tmp_path / "gap_survey.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 120
     for r in rows:
         # odd steps sample δ = π: the grid reaches the closed-form floor
