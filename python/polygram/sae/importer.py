@@ -18,8 +18,8 @@ import numpy as np
 
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
-from polygram.errors import CapacityError, FeatureSelectionError, SAEFormatError
-from polygram.sae.records import SAEFeatureRecord
+from polygram.errors import FeatureSelectionError, SAEFormatError
+from polygram.sae.records import SAEFeatureRecord, selected_ids
 
 __all__ = ["SelectionReport", "from_sae_lens", "kmeans_partition"]
 
@@ -76,23 +76,7 @@ def _check_selection(
             f"records: got {type(records).__name__}; "
             "expected a mapping feature id → SAEFeatureRecord"
         )
-    if isinstance(feature_ids, str | bytes):
-        raise FeatureSelectionError(f"feature_ids: got {feature_ids!r}; expected integers")
-    ids = list(feature_ids)
-    if len(ids) > cap:
-        raise CapacityError(
-            f"feature_ids: {len(ids)} selected but {enc_name} holds at most {cap} features; "
-            "select fewer"
-        )
-    if not ids:
-        raise FeatureSelectionError("feature_ids: empty selection; give at least one id")
-    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, Integral)]
-    if bad:
-        raise FeatureSelectionError(f"feature_ids: {bad!r} are not integers")
-    ids = [int(i) for i in ids]
-    dups = sorted({i for i in ids if ids.count(i) > 1})
-    if dups:
-        raise FeatureSelectionError(f"feature_ids: repeated id(s) {dups}; each id may appear once")
+    ids = selected_ids(feature_ids, cap=cap, encoding=enc_name)
     unknown = [i for i in ids if i not in records]
     if unknown:
         have = sorted(records)

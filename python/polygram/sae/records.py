@@ -11,13 +11,14 @@ float32 (exact), integer input to float64 (exact).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
-from polygram.errors import SAEFormatError
+from polygram.errors import CapacityError, FeatureSelectionError, SAEFormatError
 
 __all__ = ["SAEFeatureRecord", "as_projection"]
 
@@ -157,3 +158,36 @@ class SAEFeatureRecord:
             f"SAEFeatureRecord({self.feature_id}, {self.name!r}, "
             f"projection=<{self.projection.dtype}[{self.dim}]>{extra})"
         )
+
+
+def selected_ids(
+    feature_ids: Iterable[int], *, cap: int | None = None, encoding: str = ""
+) -> list[int]:
+    """A feature selection as a list of distinct ints: non-empty, integers
+    only, no repeats; with ``cap``, at most that many (checked first)."""
+    if isinstance(feature_ids, str | bytes):
+        raise FeatureSelectionError(
+            f"feature_ids: got {feature_ids!r}; expected a sequence of integers"
+        )
+    try:
+        ids = list(feature_ids)
+    except TypeError:
+        raise FeatureSelectionError(
+            f"feature_ids: got {feature_ids!r}; expected a sequence of integers"
+        ) from None
+    if cap is not None and len(ids) > cap:
+        raise CapacityError(
+            f"feature_ids: {len(ids)} selected but {encoding} holds at most {cap} features; "
+            "select fewer"
+        )
+    if not ids:
+        raise FeatureSelectionError("feature_ids: empty selection; give at least one id")
+    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, Integral)]
+    if bad:
+        raise FeatureSelectionError(f"feature_ids: {bad!r} are not integers")
+    ids = [int(i) for i in ids]
+    seen: set[int] = set()
+    dups = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    if dups:
+        raise FeatureSelectionError(f"feature_ids: repeated id(s) {dups}; each id may appear once")
+    return ids

@@ -41,7 +41,7 @@ from polygram.errors import (
     SAEFormatError,
     missing,
 )
-from polygram.sae.records import SAEFeatureRecord
+from polygram.sae.records import SAEFeatureRecord, selected_ids
 
 __all__ = [
     "DECODER_KEYS",
@@ -298,26 +298,7 @@ def _check_names(names: Mapping[int, str] | None, n: int, path: Path) -> dict[in
 
 
 def _check_ids(feature_ids: Iterable[int], n: int, path: Path) -> list[int]:
-    if isinstance(feature_ids, str | bytes):
-        raise FeatureSelectionError(
-            f"feature_ids: got {feature_ids!r}; expected a sequence of integers"
-        )
-    try:
-        ids = list(feature_ids)
-    except TypeError:
-        raise FeatureSelectionError(
-            f"feature_ids: got {feature_ids!r}; expected a sequence of integers"
-        ) from None
-    if not ids:
-        raise FeatureSelectionError("feature_ids: empty selection; give at least one id")
-    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, Integral)]
-    if bad:
-        raise FeatureSelectionError(f"feature_ids: {bad!r} are not integers")
-    ids = [int(i) for i in ids]
-    seen: set[int] = set()
-    dups = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-    if dups:
-        raise FeatureSelectionError(f"feature_ids: repeated id(s) {dups}; each id may appear once")
+    ids = selected_ids(feature_ids)
     out_of_range = [i for i in ids if not 0 <= i < n]
     if out_of_range:
         raise FeatureSelectionError(
