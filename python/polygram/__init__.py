@@ -4,6 +4,7 @@ polysemantic SAE feature dictionaries."""
 from __future__ import annotations
 
 from polygram._core import __version__  # the crate version is the package version
+from polygram.batch import BatchExperiment, BatchResults, BatchRun
 from polygram.cancellation import Cancellation, CancellationResult
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
@@ -20,6 +21,9 @@ from polygram.sae import (
 )
 
 __all__ = [
+    "BatchExperiment",
+    "BatchResults",
+    "BatchRun",
     "Cancellation",
     "CancellationResult",
     "Dictionary",
