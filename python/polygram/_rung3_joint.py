@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from polygram import _core
-from polygram._budget import result_budget
+from polygram._budget import check_result_bytes, result_budget
 from polygram.dictionary import Dictionary
 from polygram.encoding import Rung3
 from polygram.errors import ExperimentError, GridTooLargeError, missing
@@ -40,6 +40,7 @@ __all__ = [
     "PENALTY",
     "Rung3JointSearch",
     "amp_overlap_sq",
+    "check_joint_budget",
     "joint_knobs",
     "run_rung3_joint",
 ]
@@ -60,6 +61,10 @@ SIMPLEX_STEP = 0.05
 PENALTY = 1.0
 #: Bytes the kernel returns per grid point (f64 overlap + bool feasible).
 _POINT_BYTES = 9
+#: Bytes held per outer cell (upper bound): its returned trajectory row
+#: (5 × f64) and feasible flag, plus the per-cell working arrays (amp overlap
+#: temporaries, the inner best, the grid rows before stacking).
+_CELL_BYTES = 128
 
 
 def joint_knobs(a: str, b: str) -> list[str]:
@@ -158,6 +163,26 @@ def _theta_chunks(m: int, per_theta_bytes: int, budget: int) -> list[slice]:
     return [slice(i, min(m, i + step)) for i in range(0, m, step)]
 
 
+def check_joint_budget(
+    grid_outer: tuple[int, int], max_steps: int, max_grid_bytes: int | None = None
+) -> list[slice]:
+    """Refuse, before allocating anything, a joint search whose arrays would not
+    fit the memory budget: one scan (a θ_b row of the outer grid, each cell a
+    ``max_steps``² inner grid) and the whole outer grid (``M·N`` cells).
+    Returns the θ_b chunks the scans use."""
+    m, n = (int(x) for x in grid_outer)
+    res = int(max_steps)
+    budget = result_budget(max_grid_bytes)
+    per_theta = n * res * res * _POINT_BYTES
+    _theta_chunks(1, per_theta, budget)  # one scan must fit: refuses with the row's bytes
+    check_result_bytes(
+        m * n * _CELL_BYTES,
+        f"rung-3 joint outer grid of {m}×{n} = {m * n:,} cells (grid_outer)",
+        override=max_grid_bytes,
+    )
+    return _theta_chunks(m, per_theta, budget)
+
+
 def run_rung3_joint(
     dictionary: Dictionary,
     target_pair: tuple[str, str],
@@ -190,6 +215,7 @@ def run_rung3_joint(
             "each must be >= 1"
         )
 
+    chunks = check_joint_budget((m, n), res, max_grid_bytes)  # before any allocation
     thetas = np.linspace(0.0, math.pi / 2.0, m)
     psis = np.linspace(0.0, TWO_PI, n, endpoint=False)
     phis = np.linspace(0.0, TWO_PI, res)
@@ -202,8 +228,7 @@ def run_rung3_joint(
     cell_ov = np.empty(m * n)
     cell_feas = np.empty(m * n, dtype=bool)
     cell_phi = np.empty((m * n, 2))
-    budget = result_budget(max_grid_bytes)
-    for sl in _theta_chunks(m, n * inner * _POINT_BYTES, budget):
+    for sl in chunks:
         ov, feas = kernel.grid([thetas[sl], psis, phis, phis])
         cells = slice(sl.start * n, sl.stop * n)
         ov = ov.reshape(-1, inner)

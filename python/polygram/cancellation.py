@@ -458,7 +458,7 @@ class Cancellation:
         inferred = _encoding_name(dictionary)
         if encoding is None:
             encoding = inferred
-        if encoding not in _ENCODING_NAMES:
+        if not isinstance(encoding, str) or encoding not in _ENCODING_NAMES:
             raise ExperimentError(
                 f"Cancellation.encoding: got {encoding!r}; allowed {sorted(_ENCODING_NAMES)} "
                 "or None (inferred from the dictionary)"
@@ -527,8 +527,9 @@ class Cancellation:
             )
 
         if (
-            not isinstance(grid_outer, Sequence)
+            not isinstance(grid_outer, Sequence | np.ndarray)
             or isinstance(grid_outer, str)
+            or np.ndim(grid_outer) != 1
             or len(grid_outer) != 2
         ):
             raise ExperimentError(
@@ -580,6 +581,10 @@ class Cancellation:
         self.max_grid_bytes = None if max_grid_bytes is None else int(max_grid_bytes)
         if self.method == "grid":
             self._check_grid_budget()
+        elif self.method == "rung3_joint":
+            from polygram._rung3_joint import check_joint_budget
+
+            check_joint_budget(self.grid_outer, self.max_steps, self.max_grid_bytes)
 
     # -- validation helpers ------------------------------------------------
     @property

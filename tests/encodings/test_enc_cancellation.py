@@ -178,8 +178,9 @@ def test_outer_cells_take_the_inner_grid_optimum() -> None:
 def test_budget_splits_the_outer_grid_or_refuses() -> None:
     d = quickstart_rung3()
     whole = run_rung3_joint(d, PAIR, max_steps=6, grid_outer=(4, 3))
-    # one θ row = 3 cells × 36 points × 9 bytes = 972 bytes: four scans
-    split = run_rung3_joint(d, PAIR, max_steps=6, grid_outer=(4, 3), max_grid_bytes=1000)
+    # one θ row = 3 cells × 36 points × 9 bytes = 972 bytes: two scans of two rows
+    # (the 12 outer cells need 12 × 128 = 1,536 bytes)
+    split = run_rung3_joint(d, PAIR, max_steps=6, grid_outer=(4, 3), max_grid_bytes=2000)
     np.testing.assert_array_equal(whole.trajectory, split.trajectory)
     np.testing.assert_array_equal(whole.feasible, split.feasible)
     with pytest.raises(GridTooLargeError, match="972 bytes"):
