@@ -29,7 +29,8 @@ def layouts(draw: st.DrawFn) -> tuple[list[tuple[str, str, list[float]]], dict[s
     feats: list[tuple[str, str, list[float]]] = []
     hierarchy: dict[str, list[str]] = {}
     for c in range(draw(st.integers(1, 3))):
-        names = [f"c{c}f{i}" for i in range(draw(st.integers(1, 3)))]
+        size = draw(st.integers(1, min(3, 8 - len(feats)) if c == 2 else 3))  # MPSRung1 holds 8
+        names = [f"c{c}f{i}" for i in range(size)]
         hierarchy[f"c{c}"] = names
         for name in names:
             p = [draw(angles), draw(angles), draw(angles), draw(st.floats(0, 2 * math.pi))]
