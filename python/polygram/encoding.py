@@ -21,7 +21,20 @@ from polygram.errors import DictionaryError, KnobError
 if TYPE_CHECKING:
     from polygram.dictionary import Feature
 
-__all__ = ["HEA_Rung2", "MPSRung1", "Rung3", "Rung3State"]
+__all__ = [
+    "RUNG3_DEFAULT_PSI_AUX",
+    "RUNG3_DEFAULT_THETA_AMP",
+    "HEA_Rung2",
+    "MPSRung1",
+    "Rung3",
+    "Rung3State",
+    "rung3_amp_overlap",
+    "rung3_amp_overlap_squared",
+]
+
+#: Rung3 amp-branch defaults: at these knobs every amp overlap is exactly 1.
+RUNG3_DEFAULT_THETA_AMP = math.pi / 4
+RUNG3_DEFAULT_PSI_AUX = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,8 @@ class _MpsFamily:
     def __post_init__(self) -> None:
         if self.bond_dim != 2:
             raise DictionaryError(
-                f"{type(self).__name__}.bond_dim: got {self.bond_dim!r}; only bond_dim=2 exists"
+                f"{type(self).__name__}.bond_dim must be 2 (only χ = 2 exists); "
+                f"got {self.bond_dim!r}"
             )
 
     @cached_property
@@ -102,7 +116,7 @@ _ENTANGLERS = ("ring", "chain")
 
 def _integer(field: str, value: object, lo: int, hi: int | None) -> int:
     """An integer field (numpy integers accepted, bools and floats refused)."""
-    bound = f"an int >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
+    bound = f"an int >= {lo}, i.e. {field} >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise DictionaryError(f"HEA_Rung2.{field}: got {value!r}; must be {bound}")
     v = int(value)
@@ -129,11 +143,16 @@ class HEA_Rung2:
             raise DictionaryError(
                 f"HEA_Rung2.entangler: got {self.entangler!r}; allowed {', '.join(_ENTANGLERS)}"
             )
-        rots = tuple(self.rotations)
+        # A bare string would iterate into letters; None or a number is not iterable.
+        rots = () if isinstance(self.rotations, str | bytes) else self.rotations
+        try:
+            rots = tuple(rots)
+        except TypeError:
+            rots = ()
         if not rots or any(r not in _ROTATIONS for r in rots):
             raise DictionaryError(
                 f"HEA_Rung2.rotations: got {self.rotations!r}; "
-                f"a non-empty sequence of {', '.join(_ROTATIONS)}"
+                f"must be a non-empty sequence with entries in {', '.join(_ROTATIONS)}"
             )
         object.__setattr__(self, "rotations", rots)
         object.__setattr__(self, "n_qubits", _integer("n_qubits", self.n_qubits, 1, 20))
@@ -145,6 +164,10 @@ class HEA_Rung2:
             raise DictionaryError(
                 f"HEA_Rung2.tier_separation_bound: got {b!r}; None or a float in [0, 1]"
             )
+        if b is not None and type(b) not in (int, float):
+            # numpy scalars: a plain float keeps repr (runner script) and
+            # the emitted invariant identical to the bound that is checked.
+            object.__setattr__(self, "tier_separation_bound", float(b))
 
     @property
     def max_features(self) -> int:  # type: ignore[override]
@@ -214,13 +237,27 @@ class HEA_Rung2:
                 raise KnobError(
                     f"knob '{f.name}.phi' cannot change the state: on HEA_Rung2 φ only "
                     "seeds the default θ of a feature without explicit θ and with an "
-                    "Rz slot; write '<feature>.theta[r,d,q]' instead"
+                    f"Rz slot; write '{f.name}.theta[r,d,q]' instead "
+                    f"(theta_shape {self.theta_shape})"
                 )
             return self.flat(*slot)
         raise KnobError(
             f"knob '.{knob}' has no effect on HEA_Rung2 features "
             "(writable: .theta[r,d,q], .phi where it has a θ slot)"
         )
+
+
+def rung3_amp_overlap(theta_a: float, psi_a: float, theta_b: float, psi_b: float) -> complex:
+    """``⟨amp_a|amp_b⟩ = cos θ_a cos θ_b + e^{i(ψ_b − ψ_a)} sin θ_a sin θ_b`` for
+    ``|amp(θ, ψ)⟩ = cos θ|00⟩ + e^{iψ} sin θ|11⟩`` (full angles, spec 01 §1.7)."""
+    d = psi_b - psi_a
+    s = math.sin(theta_a) * math.sin(theta_b)
+    return complex(math.cos(theta_a) * math.cos(theta_b) + s * math.cos(d), s * math.sin(d))
+
+
+def rung3_amp_overlap_squared(theta_a: float, psi_a: float, theta_b: float, psi_b: float) -> float:
+    """``|⟨amp_a|amp_b⟩|²``."""
+    return abs(rung3_amp_overlap(theta_a, psi_a, theta_b, psi_b)) ** 2
 
 
 @dataclass(frozen=True)
@@ -231,8 +268,8 @@ class Rung3State:
     beta: float
     gamma: float
     phi: float
-    theta_amp: float = math.pi / 4
-    psi_aux: float = 0.0
+    theta_amp: float = RUNG3_DEFAULT_THETA_AMP
+    psi_aux: float = RUNG3_DEFAULT_PSI_AUX
 
     @classmethod
     def from_mps_knobs(
@@ -241,16 +278,14 @@ class Rung3State:
         beta: float,
         gamma: float,
         phi: float,
-        theta_amp: float = math.pi / 4,
-        psi_aux: float = 0.0,
+        theta_amp: float = RUNG3_DEFAULT_THETA_AMP,
+        psi_aux: float = RUNG3_DEFAULT_PSI_AUX,
     ) -> Rung3State:
         return cls(alpha, beta, gamma, phi, theta_amp, psi_aux)
 
     def amp_overlap(self, other: Rung3State) -> complex:
         """``a = cos θ_i cos θ_j + e^{i(ψ_j − ψ_i)} sin θ_i sin θ_j``."""
-        return math.cos(self.theta_amp) * math.cos(other.theta_amp) + complex(
-            math.cos(other.psi_aux - self.psi_aux), math.sin(other.psi_aux - self.psi_aux)
-        ) * math.sin(self.theta_amp) * math.sin(other.theta_amp)
+        return rung3_amp_overlap(self.theta_amp, self.psi_aux, other.theta_amp, other.psi_aux)
 
     def amp_overlap_squared(self, other: Rung3State) -> float:
         return abs(self.amp_overlap(other)) ** 2
