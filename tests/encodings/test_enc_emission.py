@@ -165,7 +165,7 @@ def test_rung3_file_has_the_amp_table_and_verifies(tmp_path: Path) -> None:
     path = write_qorca(d, tmp_path / "r3.q.orca.md")
     text = path.read_text()
     lines = body(text)
-    assert "rung-3 MPS-substrate" in lines[2]
+    assert lines[2] == "Polygram-generated rung-1 MPS dictionary (4 features, 2 clusters)."
     amp = sections(lines)["## amp branch"]
     assert amp[0] == "| concept | theta_amp | psi_aux |"
     assert amp[2:] == [

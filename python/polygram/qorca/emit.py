@@ -11,13 +11,21 @@ import datetime as _dt
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from polygram._io import atomic_write_text
+from polygram._io import atomic_write_text, ensure_dir
 from polygram.dictionary import Dictionary, slug
 from polygram.encoding import HEA_Rung2, Rung3
 from polygram.errors import EmissionError
 
-__all__ = ["literal", "provenance_header", "render_machine", "write_qorca"]
+__all__ = [
+    "build_machine",
+    "literal",
+    "provenance_header",
+    "render_machine",
+    "render_machine_markdown",
+    "write_qorca",
+]
 
 MPS_EFFECT = (
     "Ry(qs[0], a); CNOT(qs[0], qs[1]); Ry(qs[1], a + b); Rz(qs[1], phi); "
@@ -44,37 +52,40 @@ def _slugs(d: Dictionary) -> list[str]:
     return out
 
 
-def _git_rev() -> str:
-    """Short revision of the Polygram source tree, if it is a git checkout."""
-    here = Path(__file__).resolve().parent
+def _git_rev(directory: str | os.PathLike[str] | None = None) -> str:
+    """``git rev-parse --short HEAD`` run in ``directory`` (the output file's
+    directory, spec 04 §4.2); ``unversioned`` when git is missing, times out
+    (2 s) or fails, e.g. outside a repository."""
+    cwd = Path(directory) if directory is not None else Path.cwd()
     try:
         r = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=here,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=2,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):
         return "unversioned"
     return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unversioned"
 
 
-def provenance_header(d: Dictionary) -> str:
-    from polygram import __version__
+HEADER_NOTICE = "Polygram-generated artifact. Do not hand-edit."
 
+
+def provenance_header(d: Dictionary, directory: str | os.PathLike[str] | None = None) -> str:
+    """The 7-line HTML-comment header (spec 04 §4.2); ``git rev`` is taken in
+    ``directory`` (the output file's directory; default: the working directory)."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = [
         ("source dictionary:", d.name),
         ("features:", f"{len(d.features)} in {len(d.hierarchy)} clusters"),
         ("generated:", stamp),
-        ("generator:", f"polygram {__version__}"),
-        ("git rev:", _git_rev()),
+        ("git rev:", _git_rev(directory)),
     ]
     body = "\n".join(f"  {k:<19}{v}" for k, v in rows)
-    note = "Written by Polygram from a Dictionary; regenerate instead of editing."
-    return f"<!--\n  {note}\n{body}\n-->\n"
+    return f"<!--\n  {HEADER_NOTICE}\n{body}\n-->\n"
 
 
 def _mps(d: Dictionary) -> str:
@@ -84,11 +95,11 @@ def _mps(d: Dictionary) -> str:
         "prepare_concept(" + ", ".join(literal(v) for v in (f.alpha, f.beta, f.gamma, f.phi)) + ")"
         for f in d.features
     ]
-    kind = "rung-3 MPS-substrate" if isinstance(d.encoding, Rung3) else "rung-1 MPS"
     out = [
         f"# machine {d.name}",
         "",
-        f"Polygram-generated {kind} dictionary ({n} features, {k} clusters).",
+        # Rung3 uses this layout unchanged (spec 04 §4.3.1), plus `## amp branch`.
+        f"Polygram-generated rung-1 MPS dictionary ({n} features, {k} clusters).",
         "",
         "## context",
         "| Field    | Type        | Default            |",
@@ -100,18 +111,18 @@ def _mps(d: Dictionary) -> str:
         "- measure_done",
         "",
         "## state idle [initial]",
-        "> All three concept qubits start in `|000>`.",
+        "> Concept register in `|000>`.",
         "",
     ]
     for f, s, call in zip(d.features, slugs, calls):
         out += [
             f"## state prepared_{s}",
-            f"> Concept `|{f.name}>` built by `{call}`. Cluster: {f.cluster}.",
+            f"> `|{f.name}>` prepared via `{call}`. Cluster: {f.cluster}.",
             "",
         ]
     out += [
         "## state done [final]",
-        "> The concept register has been measured.",
+        "> Measurement collapsed the register.",
         "",
         "## transitions",
         "| Source | Event | Guard | Target | Action |",
@@ -158,6 +169,14 @@ def _hea(d: Dictionary) -> str:
             f"HEA_Rung2.rotations: {list(enc.rotations)!r} repeats a rotation; Q-Orca "
             "files need each of Rx, Ry, Rz at most once"
         )
+    for f in d.features:
+        if any(c in f.cluster for c in "|\r\n"):
+            # the `## theta` cluster cell is machine-readable: a pipe or a line
+            # break would silently change the clusters q-orca reads back
+            raise EmissionError(
+                f"Feature {f.name!r}: cluster {f.cluster!r} contains '|' or a line break; "
+                "HEA Q-Orca files store the cluster in a table cell, which allows neither"
+            )
     slugs = _slugs(d)
     n, k = len(d.features), len(d.hierarchy)
     qubits = "[" + ", ".join(f"q{i}" for i in range(enc.n_qubits)) + "]"
@@ -177,13 +196,13 @@ def _hea(d: Dictionary) -> str:
         *[f"- prep_{s}" for s in slugs],
         "",
         "## state idle [initial]",
-        f"> The {enc.n_qubits}-qubit register in its ground state, no concept loaded yet.",
+        f"> Ground state of the {enc.n_qubits}-qubit register, before any concept preparation.",
         "",
     ]
     for f, s in zip(d.features, slugs):
         out += [
             f"## state queried_{s} [final]",
-            f"> Concept `{f.name}` is loaded (cluster: {f.cluster}).",
+            f"> Register holds concept `{f.name}` (cluster: {f.cluster}).",
             "",
         ]
     out += [
@@ -224,7 +243,39 @@ def render_machine(d: Dictionary) -> str:
     return _hea(d) if isinstance(d.encoding, HEA_Rung2) else _mps(d)
 
 
+#: 0.0.1's name for :func:`render_machine` (spec 04 §4.1).
+render_machine_markdown = render_machine
+
+
+def build_machine(d: Dictionary) -> Any:
+    """Render ``d`` and parse it with q-orca; return the (single) parsed machine.
+
+    Any parser error raises ``RuntimeError`` naming the errors and carrying the
+    generated source (spec 04 §4.1)."""
+    import q_orca
+
+    source = render_machine(d)
+    parsed = q_orca.parse_q_orca_markdown(source)
+    if parsed.errors:
+        msgs = "; ".join(str(getattr(e, "message", e)) for e in parsed.errors)
+        raise RuntimeError(
+            f"q-orca could not parse the machine generated for {d.name!r}: {msgs}\n"
+            f"--- generated source ---\n{source}"
+        )
+    return parsed.file.machines[0]
+
+
 def write_qorca(dictionary: Dictionary, path: str | os.PathLike[str]) -> Path:
-    """Write ``dictionary`` as a ``.q.orca.md`` file (header + machine), atomically."""
-    text = provenance_header(dictionary) + render_machine(dictionary)
-    return atomic_write_text(path, text)
+    """Write ``dictionary`` as a ``.q.orca.md`` file (header + machine), atomically.
+
+    Parent directories are created first; the header's ``git rev`` is read in
+    the output file's directory (spec 04 §4.2)."""
+    if not isinstance(dictionary, Dictionary):
+        raise TypeError(
+            f"write_qorca: dictionary is a {type(dictionary).__name__}; expected a "
+            "polygram Dictionary"
+        )
+    p = Path(path)
+    parent = ensure_dir(p.parent if str(p.parent) else ".")
+    text = provenance_header(dictionary, parent) + render_machine(dictionary)
+    return atomic_write_text(p, text)

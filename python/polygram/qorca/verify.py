@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +20,12 @@ GRAM_TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class QorcaVerification:
-    """Outcome of :func:`verify_qorca`.  ``errors``/``warnings`` are
+    """Outcome of :func:`verify_qorca`.  ``errors``/``warnings`` are lists of
     ``(code, message)`` pairs; ``valid`` is False when any error exists."""
 
     valid: bool
-    errors: tuple[tuple[str, str], ...]
-    warnings: tuple[tuple[str, str], ...]
+    errors: list[tuple[str, str]]
+    warnings: list[tuple[str, str]]
     n_machines: int
     layout: str | None
     gram: np.ndarray | None
@@ -37,20 +36,44 @@ class QorcaVerification:
         return self.valid
 
 
-_AMP_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*$")
+class AmpTableError(ValueError):
+    """A malformed ``## amp branch`` row (spec 04 §4.3.1)."""
 
 
 def amp_table(text: str) -> list[tuple[str, float, float]]:
-    """Rows ``(concept, theta_amp, psi_aux)`` of a Rung3 ``## amp branch`` section."""
+    """Rows ``(concept, theta_amp, psi_aux)`` of a Rung3 ``## amp branch`` section.
+
+    Raises :class:`AmpTableError` for a row that is not three cells or whose
+    values are not finite numbers."""
     rows: list[tuple[str, float, float]] = []
     inside = False
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), start=1):
         if line.startswith("## "):
             inside = line.strip() == "## amp branch"
             continue
-        m = _AMP_ROW.match(line) if inside else None
-        if m and m.group(1) != "concept" and not set(m.group(1)) <= {"-"}:
-            rows.append((m.group(1), float(m.group(2)), float(m.group(3))))
+        if not inside or not line.strip().startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "concept" or all(set(c) <= set("-: ") for c in cells):
+            continue  # header and separator rows
+        if len(cells) != 3:
+            raise AmpTableError(
+                f"## amp branch line {n}: {line.strip()!r} has {len(cells)} cells; expected "
+                "3 (concept | theta_amp | psi_aux)"
+            )
+        try:
+            theta, psi = float(cells[1]), float(cells[2])
+        except ValueError:
+            raise AmpTableError(
+                f"## amp branch line {n}: theta_amp={cells[1]!r}, psi_aux={cells[2]!r}; "
+                "expected two float literals"
+            ) from None
+        if not (np.isfinite(theta) and np.isfinite(psi)):
+            raise AmpTableError(
+                f"## amp branch line {n}: theta_amp={cells[1]}, psi_aux={cells[2]}; "
+                "expected finite numbers"
+            )
+        rows.append((cells[0], theta, psi))
     return rows
 
 
@@ -62,7 +85,32 @@ def _read(path_or_text: str | os.PathLike[str]) -> str:
         if not p.is_file():
             raise FileNotFoundError(f"verify_qorca: no such file {str(p)!r}")
         return p.read_text(encoding="utf-8")
-    return path_or_text
+    if isinstance(path_or_text, str):
+        return path_or_text
+    raise TypeError(
+        f"verify_qorca: path_or_text is a {type(path_or_text).__name__}; expected a path "
+        "(str or os.PathLike) or the markdown text (str with newlines)"
+    )
+
+
+def _call_site_concepts(text: str) -> list[str]:
+    """Slugs of the ``idle | prepare_<slug> | …`` call sites, in table order."""
+    found = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if (
+            len(cells) == 5
+            and cells[0] == "idle"
+            and cells[1].startswith("prepare_")
+            and cells[4].startswith("prepare_concept(")
+        ):
+            found.append(cells[1][len("prepare_") :])
+    return found
+
+
+# What q-orca's Gram helpers raise on a file they cannot use (their own
+# configuration errors subclass ValueError).
+_GRAM_FAILURES = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
 def verify_qorca(
@@ -81,6 +129,13 @@ def verify_qorca(
     """
     import q_orca
 
+    from polygram.dictionary import Dictionary
+
+    if dictionary is not None and not isinstance(dictionary, Dictionary):
+        raise TypeError(
+            f"verify_qorca: dictionary is a {type(dictionary).__name__}; expected a "
+            "polygram Dictionary or None"
+        )
     text = _read(path_or_text)
     errors: list[tuple[str, str]] = []
     warnings: list[tuple[str, str]] = []
@@ -91,14 +146,26 @@ def verify_qorca(
     if len(machines) != 1:
         errors.append(("MACHINE_COUNT", f"expected exactly one machine, found {len(machines)}"))
     if errors or not machines:
-        return QorcaVerification(False, tuple(errors), (), len(machines), None, None, False, None)
+        return QorcaVerification(False, errors, [], len(machines), None, None, False, None)
     machine = machines[0]
-    layout = "hea" if "## encoding" in text and "## theta" in text else "mps"
+    layout = "hea" if getattr(machine, "encoding", None) is not None else "mps"
     opts = q_orca.VerifyOptions(skip_resource_bounds=layout == "hea")
-    result = q_orca.verify(machine, opts)
-    for e in result.errors:
-        item = (str(e.code), str(e.message))
-        (errors if str(e.severity) == "error" else warnings).append(item)
+    try:
+        result = q_orca.verify(machine, opts)
+    except ImportError as missing:
+        # A resource-bound check (e.g. a tier invariant written into a non-HEA
+        # file) needs qiskit; verify the rest rather than crash.
+        warnings.append(
+            (
+                "RESOURCE_BOUNDS_SKIPPED",
+                f"q-orca's resource-bound stage needs {missing.name or missing}, "
+                "which is not installed; verified with skip_resource_bounds=True",
+            )
+        )
+        result = q_orca.verify(machine, q_orca.VerifyOptions(skip_resource_bounds=True))
+    for v in result.errors:
+        item = (str(v.code), str(v.message))
+        (errors if str(v.severity) == "error" else warnings).append(item)
     gram: np.ndarray | None = None
     try:
         if layout == "hea":
@@ -109,21 +176,39 @@ def verify_qorca(
             gram = np.asarray(
                 q_orca.compute_concept_gram_mps(machine, concept_action_label="prepare_concept")
             )
-            amps = amp_table(text)
-            if amps:
-                layout = "rung3"
-                if len(amps) != gram.shape[0]:
-                    errors.append(
-                        ("AMP_TABLE", f"{len(amps)} amp rows for {gram.shape[0]} call sites")
-                    )
-                else:
-                    th = np.array([a[1] for a in amps])
-                    ps = np.array([a[2] for a in amps])
-                    amp = np.stack([np.cos(th), np.exp(1j * ps) * np.sin(th)], axis=1)
-                    gram = gram * (amp.conj() @ amp.T)
-    except (q_orca.MpsGramConfigurationError, q_orca.HeaGramConfigurationError) as e:
+    except _GRAM_FAILURES as e:
         errors.append(("GRAM_CONFIGURATION", str(e)))
         gram = None
+    if gram is not None and layout == "mps" and "## amp branch" in text:
+        layout = "rung3"
+        try:
+            amps = amp_table(text)
+        except AmpTableError as e:
+            errors.append(("AMP_TABLE", str(e)))
+            gram = None
+        else:
+            concepts = _call_site_concepts(text)
+            if len(amps) != gram.shape[0]:
+                errors.append(("AMP_TABLE", f"{len(amps)} amp rows for {gram.shape[0]} call sites"))
+                gram = None
+            elif len(concepts) == len(amps) and [a[0] for a in amps] != concepts:
+                errors.append(
+                    (
+                        "AMP_TABLE",
+                        f"amp rows name {[a[0] for a in amps]}; the call sites, in order, "
+                        f"are {concepts}",
+                    )
+                )
+                gram = None
+            else:
+                th = np.array([a[1] for a in amps])
+                ps = np.array([a[2] for a in amps])
+                amp = np.stack([np.cos(th), np.exp(1j * ps) * np.sin(th)], axis=1)
+                gram = gram * (amp.conj() @ amp.T)
+    if gram is not None and not np.all(np.isfinite(gram)):
+        errors.append(
+            ("GRAM_NONFINITE", "the Gram rebuilt from the file has NaN or infinite entries")
+        )
     diff: float | None = None
     if dictionary is not None and gram is not None:
         ours = dictionary.gram()
@@ -131,7 +216,7 @@ def verify_qorca(
             errors.append(("GRAM_SHAPE", f"file Gram {gram.shape} vs dictionary {ours.shape}"))
         else:
             diff = float(np.max(np.abs(ours - gram)))
-            if diff > GRAM_TOLERANCE:
+            if not diff <= GRAM_TOLERANCE:
                 errors.append(
                     (
                         "GRAM_MISMATCH",
@@ -140,8 +225,8 @@ def verify_qorca(
                 )
     return QorcaVerification(
         valid=not errors,
-        errors=tuple(errors),
-        warnings=tuple(warnings),
+        errors=errors,
+        warnings=warnings,
         n_machines=1,
         layout=layout,
         gram=gram,
