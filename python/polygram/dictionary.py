@@ -21,7 +21,7 @@ from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
 from polygram.errors import CapacityError, DictionaryError, KnobError, UnknownFeatureError
 from polygram.knobs import KnobPath, parse_knob
 
-__all__ = ["Dictionary", "Feature", "slug"]
+__all__ = ["Dictionary", "Feature", "FrozenList", "slug"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _KNOBS = ("beta", "alpha", "gamma", "phi", "theta_amp", "psi_aux")
@@ -34,6 +34,29 @@ def _finite(owner: str, attr: str, value: object) -> float:
     if not math.isfinite(v):
         raise DictionaryError(f"{owner}.{attr}: got {v!r}; knob values must be finite")
     return v
+
+
+class FrozenList(list):  # type: ignore[type-arg]
+    """A read-only list: ``Dictionary.features`` and the hierarchy member lists.
+
+    It compares equal to a plain list (spec 02 §2.2 types them as lists) and
+    ``+`` gives a plain list, but in-place changes are refused: the knob table
+    is packed once at construction, so the data must not drift from it."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "Dictionary.features and hierarchy lists are read-only; "
+            "derive a new Dictionary (with_knob, dataclasses.replace) instead"
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = _refuse
+    __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[list[object]]]:
+        return (FrozenList, (list(self),))
 
 
 def slug(name: str) -> str:
@@ -101,15 +124,28 @@ class Dictionary:
     _cluster_ids: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.features, str | bytes | Mapping) or not isinstance(
+            self.features, Iterable
+        ):
+            raise DictionaryError(
+                f"Dictionary.features: got {type(self.features).__name__}; "
+                "expected a list of Feature objects"
+            )
         features = tuple(self.features)
         if not isinstance(self.hierarchy, Mapping):
             raise DictionaryError(
                 f"Dictionary.hierarchy: got {type(self.hierarchy).__name__}; "
                 "expected a mapping cluster → list of feature names"
             )
-        hierarchy = {str(k): tuple(v) for k, v in self.hierarchy.items()}
-        object.__setattr__(self, "features", features)
-        object.__setattr__(self, "hierarchy", hierarchy)
+        hierarchy: dict[str, tuple[str, ...]] = {}
+        for k, v in self.hierarchy.items():
+            if isinstance(v, str | bytes) or not isinstance(v, Iterable):
+                raise DictionaryError(
+                    f"Dictionary.hierarchy[{k!r}]: got {v!r}; expected a list of feature names"
+                )
+            hierarchy[str(k)] = tuple(v)
+        object.__setattr__(self, "features", FrozenList(features))
+        object.__setattr__(self, "hierarchy", {k: FrozenList(v) for k, v in hierarchy.items()})
         self._validate(features, hierarchy)
         enc = self.encoding
         table = np.array([enc.row(f) for f in features], dtype=np.float64)
@@ -230,6 +266,11 @@ class Dictionary:
         if kp.ident in self._index:
             return [self.feature_index(kp.ident)]
         if kp.ident in self.hierarchy:
+            if not self.hierarchy[kp.ident]:
+                raise KnobError(
+                    f"knob path '{kp}': cluster {kp.ident!r} has no members, so the write "
+                    "cannot change any state"
+                )
             return [self.feature_index(m) for m in self.hierarchy[kp.ident]]
         raise KnobError(
             f"knob path '{kp}': {kp.ident!r} is neither a feature nor a cluster; "
@@ -359,12 +400,24 @@ class Dictionary:
         encoding: MPSRung1 | HEA_Rung2 | Rung3 | None = None,
     ) -> Dictionary:
         """One feature per member, α = γ = φ = 0, β spread over [−0.5, 0.5] by cluster."""
-        k = len(hierarchy)
+        if not isinstance(hierarchy, Mapping):
+            raise DictionaryError(
+                f"Dictionary.with_default_angles: hierarchy got {type(hierarchy).__name__}; "
+                "expected a mapping cluster → list of feature names"
+            )
+        members: dict[str, list[str]] = {}
+        for c, m in hierarchy.items():
+            if isinstance(m, str | bytes) or not isinstance(m, Iterable):
+                raise DictionaryError(
+                    f"Dictionary.hierarchy[{c!r}]: got {m!r}; expected a list of feature names"
+                )
+            members[c] = list(m)  # once: a generator must not be consumed twice
+        k = len(members)
         feats = []
-        for i, (cluster, members) in enumerate(hierarchy.items()):
+        for i, (cluster, names) in enumerate(members.items()):
             beta = 0.0 if k == 1 else -0.5 + i / (k - 1)
-            feats += [Feature(m, cluster, beta) for m in members]
-        return cls(name, feats, {c: list(m) for c, m in hierarchy.items()}, encoding or MPSRung1())
+            feats += [Feature(m, cluster, beta) for m in names]
+        return cls(name, feats, members, MPSRung1() if encoding is None else encoding)
 
     def __repr__(self) -> str:
         return (

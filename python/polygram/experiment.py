@@ -280,7 +280,12 @@ class ExperimentResult:
         return list(np.meshgrid(*self.sweep_axes.values(), indexing="ij"))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Compressed ``.npz`` with every array (spec 02 §2.5.2)."""
+        """Compressed ``.npz`` with every array (spec 02 §2.5.2).  As with
+        ``numpy.savez_compressed``, ``.npz`` is appended to a path that does
+        not end with it; the path written is returned."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
         arrays: dict[str, np.ndarray] = {
             "gram_matrices": self.gram_matrices,
             "overlaps": self.overlaps,
@@ -311,8 +316,10 @@ class ExperimentResult:
         ]
         if self.tier_separation is not None:
             series.append(self.tier_separation.ravel())
+        # An endpoint assertion of an axis-less sweep has shape (1,), overlaps ().
         checks = [
-            np.broadcast_to(v, self.overlaps.shape).ravel() for v in self.assertion_pass.values()
+            np.broadcast_to(np.ravel(v), (self.overlaps.size,))
+            for v in self.assertion_pass.values()
         ]
         for i in range(self.overlaps.size):
             w.writerow(

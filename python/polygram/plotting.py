@@ -15,7 +15,7 @@ from polygram.errors import missing
 if TYPE_CHECKING:
     from polygram.experiment import ExperimentResult
 
-__all__ = ["plot_sweep", "pyplot", "save_figure"]
+__all__ = ["OVERLAP_LABEL", "plot_sweep", "pyplot", "save_figure"]
 
 
 def pyplot() -> Any:
@@ -29,14 +29,24 @@ def pyplot() -> Any:
     return plt
 
 
+#: Axis / colour-bar label of every target-overlap figure, literally (as 0.0.1).
+OVERLAP_LABEL = "|<A|B>|²"
+
+
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Save atomically (temp file + rename) and close the figure."""
+    """Save atomically (temp file + rename) and close the figure.  The page
+    keeps its declared size (7×4 in at 120 dpi → 840×480 px, as 0.0.1's
+    figures); ``tight_layout`` only rearranges the axes inside it."""
     import io
+    import warnings
 
     p = Path(path)
     buf = io.BytesIO()
     fmt = p.suffix.lstrip(".") or "png"
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # colour bars spanning several axes
+        fig.tight_layout()
+    fig.savefig(buf, format=fmt, dpi=dpi)
     pyplot().close(fig)
     return atomic_write_bytes(p, buf.getvalue())
 
@@ -50,12 +60,12 @@ def plot_sweep(
         raise ValueError(f"plot kind: got {kind!r}; allowed 'overlap'")
     keys = result.sweep_keys
     a, b = result.target_pair
-    label = f"|<{a}|{b}>|²"
+    label = OVERLAP_LABEL
     plt = pyplot()
     if len(keys) == 1:
         x = result.sweep_axes[keys[0]]
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(x, result.overlaps, "o-", ms=3.5, label=f"({a}, {b})")
+        ax.plot(x, result.overlaps, "o-", label=f"({a}, {b})")
         ax.plot(
             x, result.tier_stats["sibling"], "--", color="tab:green", label="sibling tier (mean)"
         )
@@ -70,7 +80,7 @@ def plot_sweep(
         ax.set_ylabel(label)
         ax.set_title(f"{result.dictionary_name} — target overlap")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend()
     elif len(keys) == 2:
         x, y = (result.sweep_axes[k] for k in keys)
         fig, ax = plt.subplots(figsize=(6, 5))
@@ -120,15 +130,14 @@ def plot_cancellation_grid(result: CancellationResult, path: str | os.PathLike[s
         extent=(float(x.min()), float(x.max()), float(y.min()), float(y.max())),
         cmap="viridis",
     )
-    a, b = result.target_pair
-    fig.colorbar(im, ax=ax, label=f"|<{a}|{b}>|²")
+    fig.colorbar(im, ax=ax, label=OVERLAP_LABEL)
     ax.plot(
         [result.optimized_knobs[kx]], [result.optimized_knobs[ky]], marker="*", color="red",
         markersize=14, markeredgecolor="white", linestyle="none", label="optimum",
     )
     ax.set_xlabel(kx)
     ax.set_ylabel(ky)
-    ax.set_title(f"{result.dictionary_at_optimum.name} — after = {result.after_overlap:.4f}")
+    ax.set_title(f"Cancellation grid — {kx} × {ky}\nafter_overlap = {result.after_overlap:.4f}")
     ax.legend(loc="upper right", fontsize=8)
     return save_figure(fig, path)
 
@@ -141,9 +150,8 @@ def plot_cancellation_trace(result: CancellationResult, path: str | os.PathLike[
     ax.plot(np.arange(ov.size), ov, ".", ms=3, alpha=0.7, label="evaluation")
     if not np.isnan(result.structural_floor):
         ax.axhline(result.structural_floor, color="red", ls="--", lw=1, label="structural floor")
-    a, b = result.target_pair
     ax.set_xlabel("evaluation")
-    ax.set_ylabel(f"|<{a}|{b}>|²")
+    ax.set_ylabel(OVERLAP_LABEL)
     ax.set_title(f"{result.dictionary_at_optimum.name} — {result.method}, after = "
                  f"{result.after_overlap:.4f}")
     ax.grid(alpha=0.3)
@@ -162,24 +170,24 @@ def plot_cancellation_before_after(
     before, after = np.abs(result.before_gram) ** 2, np.abs(result.after_gram) ** 2
     vmax = float(max(before.max(), after.max()))
     d = result.dictionary_at_optimum
-    names = d.feature_names
     ia, ib = (d.feature_index(x) for x in result.target_pair)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, m, title in ((axes[0], before, "before"), (axes[1], after, "after")):
         im = ax.imshow(m, vmin=0.0, vmax=vmax, cmap="viridis")
-        ax.set_title(f"|G|² {title}")
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_title(f"{title} |<i|j>|²")
+        ax.set_xticks([])
+        ax.set_yticks([])
         for r, c in ((ia, ib), (ib, ia)):
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.8)
+    # One shared scale (0…max), drawn beside the "after" panel.
+    fig.colorbar(im, ax=axes[1], shrink=0.7)
     labels = ["before", "after"]
     heights = [result.before_overlap, result.after_overlap]
     if not np.isnan(result.structural_floor):
         labels.append("floor")
         heights.append(result.structural_floor)
-    axes[2].bar(labels, heights, color=["tab:blue", "tab:green", "tab:red"][: len(labels)])
+    axes[2].bar(labels, heights, color=["tab:gray", "tab:blue", "tab:green"][: len(labels)])
     a, b = result.target_pair
-    axes[2].set_ylabel(f"|<{a}|{b}>|²")
-    axes[2].set_title("target overlap")
+    axes[2].set_ylabel(OVERLAP_LABEL)
+    axes[2].set_title(f"{a} × {b}")
     return save_figure(fig, path)
