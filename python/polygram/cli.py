@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,6 +30,11 @@ def _load_target(target: str) -> Callable[..., Any]:
     p = Path(target)
     if ":" in target and not p.exists():
         mod_name, _, attr = target.partition(":")
+        # The console script does not put the working directory on sys.path
+        # (``python -m`` does); appended, so a local file never shadows an
+        # installed module.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.append(os.getcwd())
         try:
             module: ModuleType = importlib.import_module(mod_name)
         except Exception as e:

@@ -147,10 +147,6 @@ def test_single_feature_and_hea(toy: dict[int, SAEFeatureRecord]) -> None:
     assert pred.pairs == () and pred.encoding_suitability_score == 0.0
     assert dict(pred.feature_sensitivity) == {"cat_siamese": 0.0}
     assert build_sharing_graph(pred).clusters == (("cat_siamese",),)
-    hea = Dictionary("H", [Feature("a", "k", 0.1), Feature("b", "k", 0.2)], {"k": ["a", "b"]},
-                     HEA_Rung2(depth=1, n_qubits=2))  # fmt: skip
-    with pytest.raises(AnalysisError, match="HEA_Rung2 has none"):
-        triage_dictionary(hea)
     with pytest.raises(AnalysisError, match="expected a Dictionary"):
         triage_dictionary("nope")  # type: ignore[arg-type]
 
@@ -293,8 +289,8 @@ def test_report_gamma_order_warnings_and_nan(
         "hawk_cooper",
         "dog_poodle",
     ]
-    assert "- Selected feature_ids: [0, 1, 4, 5]" in md  # from the selection report
-    assert "SAE source" not in md
+    # spec 05 §5.2: both bullets only when the caller gives them
+    assert "Selected feature_ids" not in md and "SAE source" not in md
     assert "**Score: 0.0028**  (range [0, 1])" in md
     unl = {i: SAEFeatureRecord(i, r.name, r.projection) for i, r in toy.items()}
     md = render_report(predict_cancellation_depth(unl, [0, 1], n_clusters=5))
@@ -310,3 +306,36 @@ def test_report_of_triaged_dictionary(gap_pair: Dictionary) -> None:
     assert "| a1 ↔ a2 | intra | 0.9988 | 0.0718 | 0.9270 | 0.5353 | +0.4635 |" in md
     with pytest.raises(AnalysisError):
         render_report(gap_pair)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("explicit_theta", [False, True])
+def test_hea_triage_uses_the_flip_recipe(explicit_theta: bool) -> None:
+    """HEA_Rung2 has no closed form: spec 05 §5.1's recipe itself (N + 1 Grams,
+    φ_j = π written on the later feature).  A feature whose φ cannot move
+    (explicit θ) keeps m_pi = current, as 0.0.1's silent no-op write did."""
+    enc = HEA_Rung2(depth=2, n_qubits=3)
+    theta = np.full(enc.theta_shape, 0.3) if explicit_theta else None
+    feats = [
+        Feature("a", "x", 0.1, gamma=0.4),
+        Feature("b", "y", 0.2, alpha=-0.3),
+        Feature("c", "y", 0.7, theta=theta),
+    ]
+    d = Dictionary("H", feats, {"x": ["a"], "y": ["b", "c"]}, enc)
+    pred = triage_dictionary(d)
+    m0 = d.overlaps()
+    names = [f.name for f in feats]
+    for p in pred.pairs:
+        i, j = names.index(p.feature_a), names.index(p.feature_b)
+        if explicit_theta and p.feature_b == "c":
+            m_pi = m0[i, j]
+        else:
+            m_pi = d.with_knob(f"{p.feature_b}.phi", math.pi).overlaps()[i, j]
+        assert abs(p.current_overlap - m0[i, j]) <= TOL and abs(p.m_pi - m_pi) <= TOL
+        assert abs(p.M - (m0[i, j] + m_pi) / 2) <= TOL
+        assert abs(p.V - (m0[i, j] - m_pi) / 2) <= TOL
+        assert p.structural_floor == min(m0[i, j], m_pi)
+        assert abs(p.cancellation_gap - (m0[i, j] - min(m0[i, j], m_pi))) <= TOL
+    gaps = [p.cancellation_gap for p in pred.pairs]
+    want = float(np.mean(gaps)) * (1 - max(p.current_overlap for p in pred.pairs))
+    assert abs(pred.encoding_suitability_score - want) <= TOL
+    assert any(g > 1e-3 for g in gaps)  # φ does move default-θ HEA features

@@ -79,7 +79,7 @@ def test_chain_sae_import_then_analyze(
         assert abs(f.beta - w["beta"]) <= TOL and abs(f.gamma - w["gamma"]) <= TOL
     assert {k: list(v) for k, v in d.hierarchy.items()} == want["hierarchy"]
     r_want = want["report"]
-    assert rep.cluster_method == r_want["cluster_method"] and rep.warnings == ()
+    assert rep.cluster_method == r_want["cluster_method"] and rep.warnings == []
     assert abs(rep.beta_variance_explained - r_want["beta_variance_explained"]) <= TOL
     assert abs(rep.tier_preservation - r_want["tier_preservation"]) <= TOL  # type: ignore[operator]
     for n, v in r_want["reconstruction_error"].items():

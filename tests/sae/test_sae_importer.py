@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sae_helpers import TOY
+from sae_helpers import TOY, write_numpy
 
 from polygram import HEA_Rung2, MPSRung1
 from polygram.errors import CapacityError, DictionaryError, FeatureSelectionError, SAEFormatError
-from polygram.sae import SAEFeatureRecord, SelectionReport, from_sae_lens, load_toy_sae
+from polygram.sae import (
+    SAEFeatureRecord,
+    SelectionReport,
+    from_sae_lens,
+    load_sae_safetensors,
+    load_toy_sae,
+)
 
 TOL = 1e-12
 
@@ -158,12 +165,12 @@ def test_one_unlabelled_feature_sends_everything_to_kmeans(
 
 def test_kmeans_degenerate_k(toy: dict[int, SAEFeatureRecord]) -> None:
     d, rep = from_sae_lens(unlabelled(toy), [0, 4, 8], n_clusters=1)
-    assert {f.cluster for f in d.features} == {"cluster_0"} and rep.warnings == ()
+    assert {f.cluster for f in d.features} == {"cluster_0"} and rep.warnings == []
     assert all(f.beta == 0.0 for f in d.features)
     # identical points: k-means++ falls back to a uniform draw, leaves an empty cluster
     same = {i: SAEFeatureRecord(i, f"f{i}", [1.0, 2.0]) for i in range(3)}
     d, rep = from_sae_lens(same, [0, 1, 2], n_clusters=2)
-    assert rep.warnings == ("k-means produced 1 empty cluster(s) (k=2, n=3)",)
+    assert rep.warnings == ["k-means produced 1 empty cluster(s) (k=2, n=3)"]
     assert rep.beta_variance_explained == 1.0  # SS_tot = 0
 
 
@@ -233,17 +240,13 @@ def test_record_and_cluster_name_clash_and_dims() -> None:
         from_sae_lens({0: "nope"}, [0])  # type: ignore[dict-item]
 
 
-def test_float32_records_are_not_widened(toy: dict[int, SAEFeatureRecord]) -> None:
-    rows = np.stack([toy[i].projection for i in (0, 1, 4, 5)]).astype(np.float32)
-    rows.flags.writeable = False
-    recs = {
-        i: SAEFeatureRecord(i, toy[i].name, rows[k], toy[i].label)
-        for k, i in enumerate((0, 1, 4, 5))
-    }
+def test_loader_records_are_not_widened(tmp_path: Path, toy: dict[int, SAEFeatureRecord]) -> None:
+    rows = np.stack([toy[i].projection for i in range(16)]).astype(np.float32)
+    recs = load_sae_safetensors(write_numpy(tmp_path / "t.safetensors", W_dec=rows))
+    base = recs[0].projection.base
     from_sae_lens(recs, [0, 1, 4, 5], assign_gamma=True)
     assert all(
-        r.projection.dtype == np.float32 and np.shares_memory(r.projection, rows)
-        for r in recs.values()
+        r.projection.dtype == np.float32 and r.projection.base is base for r in recs.values()
     )
 
 

@@ -17,10 +17,10 @@ from polygram.sae import SAEFeatureRecord, dumps_toy_sae, load_toy_sae, write_to
 # ---------------------------------------------------------------- records
 
 
-def test_float32_projection_is_a_read_only_view_not_a_copy() -> None:
-    row = np.arange(6, dtype=np.float32)
+def test_float64_projection_is_a_read_only_view_not_a_copy() -> None:
+    row = np.arange(6, dtype=np.float64)
     rec = SAEFeatureRecord(3, "f3", row)
-    assert rec.projection.dtype == np.float32
+    assert rec.projection.dtype == np.float64
     assert np.shares_memory(rec.projection, row)
     assert not rec.projection.flags.writeable
     assert row.flags.writeable  # the caller's array keeps its flags
@@ -33,7 +33,8 @@ def test_float32_projection_is_a_read_only_view_not_a_copy() -> None:
     [
         ([0.1, 0.2], np.float64),  # decimal JSON values are not rounded to float32
         (np.array([1, 2], dtype=np.int32), np.float64),
-        (np.array([0.5, 2.0], dtype=np.float16), np.float32),
+        (np.array([0.5, 2.0], dtype=np.float16), np.float64),
+        (np.array([0.1, 2.0], dtype=np.float32), np.float64),  # spec 05 §5.4: float64
         (np.array([0.25, 1.0]), np.float64),
     ],
 )
@@ -74,8 +75,8 @@ def test_record_equality_and_hash() -> None:
     a = SAEFeatureRecord(1, "a", [1.0, 2.0], label="c/a")
     b = SAEFeatureRecord(1, "a", np.array([1.0, 2.0]), label="c/a")
     c = SAEFeatureRecord(1, "a", np.array([1.0, 2.0], dtype=np.float32), label="c/a")
-    assert a == b and hash(a) == hash(b)
-    assert a != c  # same numbers, different dtype
+    assert a == b == c and hash(a) == hash(b)  # equal values (float32 widens exactly)
+    assert a != SAEFeatureRecord(1, "a", [1.0, 2.5], label="c/a")
     assert "float64[2]" in repr(a)
     assert a.dim == 2
 

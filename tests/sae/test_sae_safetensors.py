@@ -189,9 +189,39 @@ def test_float_dtypes_exact_on_both_paths(tmp_path: Path, dtype: type, kept: typ
 
 
 def test_unsupported_decoder_dtype(tmp_path: Path) -> None:
-    p = write_numpy(tmp_path / "i.safetensors", W_dec=np.zeros((2, 2), np.int32))
-    with pytest.raises(SAEFormatError, match="dtype I32; supported: F32, F16, BF16, F64"):
+    p = write_numpy(tmp_path / "b.safetensors", W_dec=np.zeros((2, 2), bool))
+    with pytest.raises(SAEFormatError, match="dtype BOOL; supported: F32, F16, BF16, F64, I8"):
         load_sae_safetensors(p)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kept"),
+    [
+        (np.int8, np.float32),
+        (np.uint8, np.float32),
+        (np.int16, np.float32),
+        (np.uint16, np.float32),
+        (np.int32, np.float64),
+        (np.uint32, np.float64),
+        (np.int64, np.float64),
+        (np.uint64, np.float64),
+    ],
+)
+def test_integer_decoders_cast_exactly_on_both_paths(
+    tmp_path: Path, dtype: type, kept: type
+) -> None:
+    """0.0.1 maps I8…U64 decoders to floats (spec 05 §5.6); the cast is exact
+    (for 64-bit integers, up to 2**53 in magnitude)."""
+    info = np.iinfo(dtype)
+    lo, hi = max(int(info.min), -(2**53)), min(int(info.max), 2**53)
+    w = np.array([[lo, 0, 1], [hi, 7, 2], [3, 5, 11], [13, 17, 19]], dtype=dtype)
+    for key, stored in (("W_dec", w), ("decoder__weight", np.ascontiguousarray(w.T))):
+        p = write_numpy(tmp_path / f"{key}.safetensors", **{key: stored})
+        eager = load_sae_safetensors(p)
+        sliced = load_sae_safetensors(p, feature_ids=[3, 1])
+        assert eager[0].projection.dtype == kept and sliced[3].projection.dtype == kept
+        assert rows_of(eager).tolist() == w.astype(object).tolist()
+        assert rows_of(sliced).tolist() == w[[3, 1]].astype(object).tolist()
 
 
 @given(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from polygram.analysis.triage import TriagePrediction
+from polygram.analysis.triage import SUITABILITY_FORMULA, TriagePrediction
 from polygram.errors import AnalysisError
 
 __all__ = ["CAVEATS", "KNOB_GUIDANCE", "SUITABILITY_INTUITION", "render_report"]
@@ -50,11 +50,9 @@ SUITABILITY_INTUITION = (
     "High when pairs have room to move under phases and none of them is already nearly identical."
 )
 
-_FORMULA_BLOCK = (
-    "encoding_suitability_score = clip(headroom × separation, 0, 1)\n"
-    "  headroom   = mean over pairs of (current_overlap − structural_floor)\n"
-    "  separation = 1 − max over pairs of current_overlap"
-)
+# The score formula exactly as 0.0.1's report prints it (spec 05 §5.2 and
+# examples/core/analysis/*.md); the product already lies in [0, 1].
+_FORMULA_BLOCK = SUITABILITY_FORMULA
 
 
 def _tie_key(x: float) -> float:
@@ -63,23 +61,22 @@ def _tie_key(x: float) -> float:
 
 def render_report(
     prediction: TriagePrediction,
-    *,
     sae_source: str | None = None,
     feature_ids: Sequence[int] | None = None,
 ) -> str:
-    """The markdown report.  ``sae_source`` is shown as given; ``feature_ids``
-    defaults to the ids recorded in the selection report (omitted if none)."""
+    """The markdown report.  ``sae_source`` is shown as given and
+    ``feature_ids`` as a Python list; each bullet is written only when its
+    argument is given (spec 05 §5.2)."""
     if not isinstance(prediction, TriagePrediction):
         raise AnalysisError(
             f"render_report: got {type(prediction).__name__}; expected a TriagePrediction"
         )
     rep = prediction.selection_report
-    ids = list(feature_ids) if feature_ids is not None else list(rep.feature_ids)
     out = [f"# Polygram analysis — {prediction.dictionary.name}", ""]
     if sae_source is not None:
         out.append(f"- SAE source: `{sae_source}`")
-    if ids:
-        out.append(f"- Selected feature_ids: {[int(i) for i in ids]!r}")
+    if feature_ids is not None:
+        out.append(f"- Selected feature_ids: {[int(i) for i in feature_ids]!r}")
     out.append(f"- Cluster method: `{rep.cluster_method}`")
     out.append(f"- β variance explained: {rep.beta_variance_explained:.4f}")
     tp = rep.tier_preservation

@@ -6,11 +6,13 @@ Every pair quantity comes from the closed-form branch law
 (``Dictionary.branch_law``), plus one Gram for the current overlaps.  0.0.1
 instead evaluated N + 1 Grams with one feature flipped to φ = π at a time,
 which is only right when every φ is 0 (its quirk 14); the closed form is
-right for any φ and gives the same numbers when φ ≡ 0.
+right for any φ and gives the same numbers when φ ≡ 0.  HEA_Rung2 has no
+closed form, so its dictionaries are triaged with 0.0.1's recipe itself.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from polygram.dictionary import Dictionary
-from polygram.errors import AnalysisError
+from polygram.errors import AnalysisError, KnobError
 from polygram.sae.importer import SelectionReport, from_sae_lens
 from polygram.sae.records import SAEFeatureRecord
 
@@ -32,10 +34,13 @@ __all__ = [
     "triage_dictionary",
 ]
 
+#: The score formula as 0.0.1 prints it (the report's fenced block).  Both
+#: factors lie in [0, 1], so the product needs no clipping in practice; the
+#: score is still clipped to [0, 1].
 SUITABILITY_FORMULA = (
-    "encoding_suitability_score = clip(headroom × separation, 0, 1)\n"
-    "  headroom   = mean over pairs of cancellation_gap  (current_overlap − structural_floor)\n"
-    "  separation = 1 − max over pairs of current_overlap"
+    "encoding_suitability_score = mean_cancellation_gap × min_pairwise_separation\n"
+    "  mean_cancellation_gap   = mean over pairs of (current_overlap − structural_floor)\n"
+    "  min_pairwise_separation = 1 − max over pairs of current_overlap"
 )
 
 # The current overlap (a Gram) and the floor (the branch law) are two
@@ -82,14 +87,31 @@ class TriagePrediction:
     suitability_formula: str = SUITABILITY_FORMULA
 
 
+def _flip_law(dictionary: Dictionary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """0.0.1's N + 1 Gram recipe (spec 05 §5.1), for encodings without a
+    closed form (HEA_Rung2): ``m_pi`` of pair (i, j) is ``|G_ij|²`` after
+    writing φ_j = π; ``M``/``V`` are the half sum / half difference with the
+    current overlap and the floor is the smaller of the two.  A feature whose
+    φ cannot move its state (no Rz slot, explicit θ) keeps ``m_pi = current``,
+    which is what 0.0.1's silent no-op write gave."""
+    m0 = dictionary.overlaps()
+    m_pi = m0.copy()
+    for j, f in enumerate(dictionary.features):
+        try:
+            flipped = dictionary.with_knob(f"{f.name}.phi", math.pi).overlaps()
+        except KnobError:
+            continue
+        m_pi[:j, j] = flipped[:j, j]
+    big_m = (m0 + m_pi) / 2
+    big_v = (m0 - m_pi) / 2
+    return big_m, big_v, np.minimum(m0, m_pi)
+
+
 def _pairs(dictionary: Dictionary) -> tuple[PairPrediction, ...]:
     try:
         big_m, big_v, floor = dictionary.branch_law()
-    except NotImplementedError as e:
-        raise AnalysisError(
-            f"triage of {dictionary.name!r}: needs the closed-form branch law "
-            f"(MPSRung1 or Rung3); {type(dictionary.encoding).__name__} has none ({e})"
-        ) from None
+    except NotImplementedError:
+        big_m, big_v, floor = _flip_law(dictionary)
     current = np.abs(dictionary.gram()) ** 2
     feats = dictionary.features
     out = []
@@ -174,15 +196,48 @@ def triage_dictionary(dictionary: Dictionary) -> TriagePrediction:
     return _predict(dictionary, report)
 
 
+def _prediction_of(
+    source: TriagePrediction | Dictionary | Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int] | None,
+    kwargs: dict[str, Any],
+    what: str,
+) -> TriagePrediction:
+    if isinstance(source, TriagePrediction | Dictionary):
+        if feature_ids is not None or kwargs:
+            raise AnalysisError(
+                f"{what}: got a {type(source).__name__} plus feature_ids/importer options; "
+                "pass either a prediction/dictionary alone or (records, feature_ids, **kwargs)"
+            )
+        return source if isinstance(source, TriagePrediction) else triage_dictionary(source)
+    if feature_ids is None:
+        raise AnalysisError(
+            f"{what}: feature_ids is missing; expected (records, feature_ids, **from_sae_lens "
+            "options), a TriagePrediction or a Dictionary"
+        )
+    return predict_cancellation_depth(source, feature_ids, **kwargs)
+
+
 def feature_sensitivity(
-    records: Mapping[int, SAEFeatureRecord], feature_ids: Iterable[int], **kwargs: Any
+    records: TriagePrediction | Dictionary | Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int] | None = None,
+    **kwargs: Any,
 ) -> dict[str, float]:
-    """Mean ``|V|`` over the pairs containing each feature (0.0 for N = 1)."""
-    return dict(predict_cancellation_depth(records, feature_ids, **kwargs).feature_sensitivity)
+    """Mean ``|V|`` over the pairs containing each feature (0.0 for N = 1).
+
+    Takes what ``predict_cancellation_depth`` takes, or an existing
+    ``TriagePrediction`` / ``Dictionary``."""
+    pred = _prediction_of(records, feature_ids, kwargs, "feature_sensitivity")
+    return dict(pred.feature_sensitivity)
 
 
 def encoding_suitability_score(
-    records: Mapping[int, SAEFeatureRecord], feature_ids: Iterable[int], **kwargs: Any
+    records: TriagePrediction | Dictionary | Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int] | None = None,
+    **kwargs: Any,
 ) -> float:
-    """``clip(mean gap × (1 − max current overlap), 0, 1)``; 0.0 with no pairs."""
-    return predict_cancellation_depth(records, feature_ids, **kwargs).encoding_suitability_score
+    """``clip(mean gap × (1 − max current overlap), 0, 1)``; 0.0 with no pairs.
+
+    Takes what ``predict_cancellation_depth`` takes, or an existing
+    ``TriagePrediction`` / ``Dictionary``."""
+    pred = _prediction_of(records, feature_ids, kwargs, "encoding_suitability_score")
+    return pred.encoding_suitability_score

@@ -31,7 +31,8 @@ class SelectionReport:
     """How the projection-vector → (cluster, β, γ) collapse went.
 
     ``cluster_assignments`` and ``reconstruction_error`` are keyed by
-    feature *name*; ``feature_ids`` keeps the original SAE indices (in
+    feature *name*; ``warnings`` is a list of strings (k-means clamp, empty
+    clusters), as in 0.0.1; ``feature_ids`` keeps the original SAE indices (in
     selection order; empty for ``triage_dictionary``'s placeholder).
     """
 
@@ -43,7 +44,7 @@ class SelectionReport:
     reconstruction_error: Mapping[str, float]
     tier_preservation: float | None
     gamma_method: str
-    warnings: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
     feature_ids: tuple[int, ...] = field(default=())
 
 
@@ -296,7 +297,7 @@ def from_sae_lens(
         reconstruction_error={r.name: float(np.linalg.norm(resid[i])) for i, r in enumerate(recs)},
         tier_preservation=_tier_preservation(points, dictionary),
         gamma_method=gamma_method,
-        warnings=tuple(warnings),
+        warnings=warnings,
         feature_ids=tuple(ids),
     )
     return dictionary, report

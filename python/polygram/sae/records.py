@@ -1,11 +1,10 @@
 """``SAEFeatureRecord``: one SAE feature as the importer sees it.
 
-Dtype policy (see docs/sae-import.md): a projection is stored without ever
-being widened.  Checkpoint loaders hand over float32 row views of a single
-decoder array, so a 16k-feature SAE is held once, at float32, whatever the
-number of records.  Float64 input (toy JSON, hand-rolled lists) stays
-float64 so that decimal values are not rounded; float16 input is widened to
-float32 (exact), integer input to float64 (exact).
+Dtype policy: constructing a record coerces its projection to float64
+(spec 05 §5.4; exact for every float and integer input).  Checkpoint
+loaders bypass the constructor (``_trusted``) and hand over read-only
+float32 row views of a single decoder array, so a 16k-feature SAE is held
+once, at float32, whatever the number of records (spec 05 §5.6, memory).
 """
 
 from __future__ import annotations
@@ -24,35 +23,32 @@ __all__ = ["SAEFeatureRecord", "as_projection"]
 
 
 def as_projection(value: Any, *, owner: str = "SAEFeatureRecord") -> np.ndarray:
-    """``value`` as a read-only 1-D finite float array (float32 or float64).
+    """``value`` as a read-only 1-D finite float64 array (spec 05 §5.4:
+    construction coerces the projection to float64).
 
-    A float32/float64 ndarray is wrapped in a read-only *view* (no copy, and
-    the caller's array keeps its own flags); anything else is converted once.
+    A float64 ndarray is wrapped in a read-only *view* (no copy, and the
+    caller's array keeps its own flags); anything else is converted once
+    (every float and integer dtype converts exactly).
     """
-    if isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64):
+    if isinstance(value, np.ndarray) and value.dtype == np.float64:
         arr = value.view()
     else:
         try:
             arr = np.asarray(value)
         except (TypeError, ValueError) as e:
             raise SAEFormatError(f"{owner}.projection: not a numeric vector ({e})") from None
-        if arr.dtype == np.float16:
-            arr = arr.astype(np.float32)
-        elif arr.dtype.kind in "iub":
-            if arr.dtype.kind == "b":
-                raise SAEFormatError(f"{owner}.projection: got a boolean array; expected floats")
+        if arr.dtype.kind == "b":
+            raise SAEFormatError(f"{owner}.projection: got a boolean array; expected floats")
+        if arr.dtype.kind not in "iufO":
+            raise SAEFormatError(
+                f"{owner}.projection: dtype {arr.dtype} is not numeric; expected real numbers"
+            )
+        try:
             arr = arr.astype(np.float64)
-        elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
-            arr = arr.astype(np.float64)  # longdouble and friends
-        elif arr.dtype.kind != "f":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError) as e:
-                raise SAEFormatError(
-                    f"{owner}.projection: dtype {arr.dtype} is not numeric ({e})"
-                ) from None
-        else:
-            arr = arr.view()
+        except (TypeError, ValueError) as e:
+            raise SAEFormatError(
+                f"{owner}.projection: dtype {arr.dtype} is not numeric ({e})"
+            ) from None
     if arr.ndim != 1:
         raise SAEFormatError(
             f"{owner}.projection: shape {arr.shape}; expected a 1-D vector (one decoder row)"
@@ -86,8 +82,7 @@ class SAEFeatureRecord:
     (``projection``) and optional label / activation statistics.
 
     ``label`` of the form ``"<cluster>/<anything>"`` lets ``from_sae_lens``
-    cluster by label.  Equality compares every field, projections by value
-    and dtype.
+    cluster by label.  Equality compares every field, projections by value.
     """
 
     feature_id: int
@@ -145,7 +140,6 @@ class SAEFeatureRecord:
             and self.label == other.label
             and self.activation_mean == other.activation_mean
             and self.activation_std == other.activation_std
-            and self.projection.dtype == other.projection.dtype
             and np.array_equal(self.projection, other.projection)
         )
 

@@ -17,6 +17,7 @@ Both paths parse and validate the header themselves and have
 
 BF16 is widened as ``u16 << 16`` reinterpreted as float32, F16 by numpy's
 exact cast; both are exact.  F64 stays float64 (narrowing would round).
+Integer decoders are cast to float (8/16-bit → float32, 32/64-bit → float64).
 Input files are only ever opened for reading.
 """
 
@@ -66,11 +67,21 @@ _ITEMSIZE = {
     "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
 # Decoder dtypes we decode exactly: stored little-endian dtype → in-memory dtype.
+# Integer decoders (spec 05 §5.6: 0.0.1 maps I8…U64 too) are cast to float:
+# 8/16-bit into float32, 32/64-bit into float64 (exact up to 2**53).
 _DECODE: dict[str, tuple[str, type[np.floating[Any]]]] = {
     "F32": ("<f4", np.float32),
     "F16": ("<f2", np.float32),
     "BF16": ("<u2", np.float32),
     "F64": ("<f8", np.float64),
+    "I8": ("<i1", np.float32),
+    "U8": ("<u1", np.float32),
+    "I16": ("<i2", np.float32),
+    "U16": ("<u2", np.float32),
+    "I32": ("<i4", np.float64),
+    "U32": ("<u4", np.float64),
+    "I64": ("<i8", np.float64),
+    "U64": ("<u8", np.float64),
 }
 _MAX_HEADER = 100_000_000  # the format's own limit
 _CHUNK = 1 << 18  # elements per conversion chunk (512 KB of F16/BF16)
