@@ -79,6 +79,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 raise
             del kwargs["n_points"]
             fn(**kwargs)
+    except TypeError:
+        # spec 06 §6.1: a TypeError other than the n_points retry propagates
+        # as a traceback (the console script still exits 1)
+        raise
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
         raise CliError(f"{args.target} failed: {type(e).__name__}: {e}") from e

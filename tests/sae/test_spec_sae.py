@@ -196,3 +196,27 @@ def test_run_module_callable_from_working_directory(
     out = (tmp_path / "out").resolve()
     assert rc == 0 and (out / "ran.txt").read_text() == "7"
     assert capsys.readouterr().out == f"polygram: ran spec_run_target_mod:go → {out}\n"
+
+
+def test_run_type_error_propagates_after_the_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spec 06 §6.1: ``main(output_dir=…, n_points=N)`` raising TypeError is
+    retried once without ``n_points``; any other TypeError propagates."""
+    calls = tmp_path / "calls.txt"
+    script = tmp_path / "t.py"
+    script.write_text(
+        "def main(output_dir):\n"
+        f"    with open({str(calls)!r}, 'a') as fh:\n"
+        "        fh.write('x')\n"
+        "    raise TypeError('inner')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="inner"):
+        cli_main(["run", str(script), "--output-dir", "o", "--n-points", "3"])
+    assert calls.read_text() == "x"  # the n_points call failed on binding; one real call
+    with pytest.raises(TypeError, match="inner"):
+        cli_main(["run", str(script), "--output-dir", "o"])
+    ok = tmp_path / "ok.py"
+    ok.write_text("def main(output_dir):\n    raise RuntimeError('boom')\n")
+    assert cli_main(["run", str(ok), "--output-dir", "o"]) == 1  # other errors: exit 1
