@@ -67,8 +67,14 @@ QUICKSTART = [
     ("bird_sparrow", "birds", 0.0, 0.5, 0.0, 0.0),
 ]
 EIGHT = [
-    (f"{c}{i}", c, 0.12 * i + (0.3 if c == "kb" else 0.0), (-0.5 if c == "ka" else 0.5) + 0.04 * i,
-     0.05 * i - 0.1, 0.2 * i)
+    (
+        f"{c}{i}",
+        c,
+        0.12 * i + (0.3 if c == "kb" else 0.0),
+        (-0.5 if c == "ka" else 0.5) + 0.04 * i,
+        0.05 * i - 0.1,
+        0.2 * i,
+    )
     for c in ("ka", "kb")
     for i in range(4)
 ]
@@ -163,10 +169,16 @@ def run_ours(budget_s: float) -> dict[str, dict[str, Any]]:
         best, med, count = timeit(c.run, budget_s)
         points = n * n
         out[wid] = {
-            "best": best, "median": med, "n": count, "points": points,
-            "pairs": pairs_checked(rows, target), "dim": 8,
-            "bytes": c.grid_result_bytes(), "after": r.after_overlap,
-            "feasible": r.feasible_count, "threads": _core.num_threads(),
+            "best": best,
+            "median": med,
+            "n": count,
+            "points": points,
+            "pairs": pairs_checked(rows, target),
+            "dim": 8,
+            "bytes": c.grid_result_bytes(),
+            "after": r.after_overlap,
+            "feasible": r.feasible_count,
+            "threads": _core.num_threads(),
         }
         print(f"  ours {label}: {fmt_s(best)} best, {fmt_s(med)} median (N={count})", flush=True)
     return out
@@ -187,17 +199,34 @@ def run_peer(timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
         _, rows, target, n, _, _ = WORKLOADS[wid]
         with tempfile.TemporaryDirectory() as tmp:
             proc = subprocess.run(
-                [str(py), "-I", "-c", PEER_SCRIPT, json.dumps(rows), json.dumps(target),
-                 json.dumps([n])],
-                capture_output=True, text=True, timeout=timeout_s, cwd=tmp, check=False,
+                [
+                    str(py),
+                    "-I",
+                    "-c",
+                    PEER_SCRIPT,
+                    json.dumps(rows),
+                    json.dumps(target),
+                    json.dumps([n]),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                cwd=tmp,
+                check=False,
             )
         lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
         if proc.returncode != 0 or not lines:
             print(f"  peer {wid} failed: {proc.stderr.strip()[-300:]}")
             continue
         rec = lines[-1]
-        out[wid] = {"best": rec["s"], "median": rec["s"], "n": 1, "after": rec["after"],
-                    "feasible": rec["feasible"], "date": dt.date.today().isoformat()}
+        out[wid] = {
+            "best": rec["s"],
+            "median": rec["s"],
+            "n": 1,
+            "after": rec["after"],
+            "feasible": rec["feasible"],
+            "date": dt.date.today().isoformat(),
+        }
         print(f"  original {WORKLOADS[wid][0]}: {fmt_s(rec['s'])}", flush=True)
     return out
 
@@ -218,8 +247,9 @@ def recorded_peer() -> dict[str, dict[str, Any]]:
     return {}
 
 
-def table(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma: float,
-          bw: float) -> list[str]:
+def table(
+    ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma: float, bw: float
+) -> list[str]:
     lines = [
         "| Workload | points | pairs/point | ours best / median (N) | original 0.0.1 | original ÷ ours "
         "| direct compute floor | write floor | target |",
@@ -230,8 +260,10 @@ def table(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma:
         p = peer.get(wid)
         compute = o["points"] * o["pairs"] * o["dim"] / fma
         write = o["bytes"] / bw
-        goal = "—" if target is None else (
-            f"< {fmt_s(target)}: {'MET' if o['best'] < target else 'NOT MET'}"
+        goal = (
+            "—"
+            if target is None
+            else (f"< {fmt_s(target)}: {'MET' if o['best'] < target else 'NOT MET'}")
         )
         orig = fmt_s(p["best"]) if p else "—"
         ratio = f"{p['best'] / o['best']:,.0f}×" if p else "—"
@@ -243,8 +275,13 @@ def table(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma:
     return lines
 
 
-def render(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma: float,
-           bw: float, measured_peer: bool) -> str:
+def render(
+    ours: dict[str, dict[str, Any]],
+    peer: dict[str, dict[str, Any]],
+    fma: float,
+    bw: float,
+    measured_peer: bool,
+) -> str:
     threads = next(iter(ours.values()))["threads"]
     cpu = platform.processor() or platform.machine()
     head = (
@@ -270,14 +307,24 @@ def render(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]], fma
         agreement(ours, peer),
     ]
     rec = json.dumps(peer, sort_keys=True)
-    return "\n".join([head, "", *table(ours, peer, fma, bw), *notes, "",
-                      f"<!-- cancellation-peer-timings: {rec} -->"])
+    return "\n".join(
+        [
+            head,
+            "",
+            *table(ours, peer, fma, bw),
+            *notes,
+            "",
+            f"<!-- cancellation-peer-timings: {rec} -->",
+        ]
+    )
 
 
 def agreement(ours: dict[str, dict[str, Any]], peer: dict[str, dict[str, Any]]) -> str:
     """Whether ours and the original found the same after_overlap and feasible_count."""
     same = [
-        w for w in PEER if w in peer
+        w
+        for w in PEER
+        if w in peer
         and abs(peer[w]["after"] - ours[w]["after"]) <= 1e-12
         and peer[w]["feasible"] == ours[w]["feasible"]
     ]

@@ -8,6 +8,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test -p polygram-core --locked
 echo "== ruff / mypy"
 ruff check python tests benches examples
+ruff format --check python tests benches examples
 mypy python/polygram
 echo "== pytest"
 python -m pytest -q "$@"

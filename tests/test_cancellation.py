@@ -95,7 +95,9 @@ def assert_common(r: CancellationResult, ref: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ parity
 @pytest.mark.parametrize(
-    "ref", REFERENCE["cancellation_grid_quickstart"], ids=lambda c: f"steps{c['inputs']['optimize']['max_steps']}"
+    "ref",
+    REFERENCE["cancellation_grid_quickstart"],
+    ids=lambda c: f"steps{c['inputs']['optimize']['max_steps']}",
 )
 def test_quickstart_grid(ref: dict[str, Any]) -> None:
     r = run(quickstart_dictionary(), ref["inputs"])
@@ -122,14 +124,18 @@ def toy_dictionary(kwargs: dict[str, Any]) -> Dictionary:
 @pytest.mark.parametrize(
     "ref",
     REFERENCE["cancellation_grid_toy_sae"],
-    ids=lambda c: f"{c['inputs']['optimize']['max_steps']}-{'gamma' if c['inputs']['kwargs'] else 'zero'}",
+    ids=lambda c: (
+        f"{c['inputs']['optimize']['max_steps']}-{'gamma' if c['inputs']['kwargs'] else 'zero'}"
+    ),
 )
 def test_toy_sae_grid(ref: dict[str, Any]) -> None:
     d = toy_dictionary(ref["inputs"]["kwargs"])
     # the imported dictionary is the one the reference lists
     want = next(
-        c for c in REFERENCE["from_sae_lens"]
-        if c["inputs"]["feature_ids"] == [0, 1, 4, 5] and c["inputs"]["kwargs"] == ref["inputs"]["kwargs"]
+        c
+        for c in REFERENCE["from_sae_lens"]
+        if c["inputs"]["feature_ids"] == [0, 1, 4, 5]
+        and c["inputs"]["kwargs"] == ref["inputs"]["kwargs"]
     )
     assert dictionary_from_spec(want).knob_table == pytest.approx(d.knob_table, abs=ATOL)
     r = run(d, ref["inputs"])
@@ -140,7 +146,9 @@ def test_toy_sae_grid(ref: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "ref",
     REFERENCE["cancellation_gap_case"]["runs"],
-    ids=lambda c: f"{c['method']}-{c['inputs']['optimize']['max_steps']}-tiers{c['inputs']['preserve_tiers']}",
+    ids=lambda c: (
+        f"{c['method']}-{c['inputs']['optimize']['max_steps']}-tiers{c['inputs']['preserve_tiers']}"
+    ),
 )
 def test_gap_pair(ref: dict[str, Any]) -> None:
     if ref["method"] == "scipy" and not HAS_SCIPY:
@@ -199,8 +207,14 @@ def mps_dictionaries(draw: st.DrawFn) -> Dictionary:
         hierarchy[c] = names
         for name in names:
             feats.append(
-                Feature(name, c, beta=draw(angles), alpha=draw(angles), gamma=draw(angles),
-                        phi=draw(st.floats(0, 2 * math.pi)))
+                Feature(
+                    name,
+                    c,
+                    beta=draw(angles),
+                    alpha=draw(angles),
+                    gamma=draw(angles),
+                    phi=draw(st.floats(0, 2 * math.pi)),
+                )
             )
     return Dictionary("Rand", feats, hierarchy)
 
@@ -240,8 +254,12 @@ def _near_tie(d: Dictionary, a: str, b: str) -> bool:
     return False
 
 
-@given(mps_dictionaries(), st.integers(2, 15), st.integers(0, 14), st.integers(0, 14), st.booleans())
-def test_after_not_above_an_on_grid_start(d: Dictionary, n: int, i: int, j: int, tiers: bool) -> None:
+@given(
+    mps_dictionaries(), st.integers(2, 15), st.integers(0, 14), st.integers(0, 14), st.booleans()
+)
+def test_after_not_above_an_on_grid_start(
+    d: Dictionary, n: int, i: int, j: int, tiers: bool
+) -> None:
     axis = np.linspace(0, 2 * math.pi, n)
     d = d.with_knobs({"ka0.phi": axis[i % n], "kb0.phi": axis[j % n]})
     if tiers:
@@ -347,15 +365,20 @@ def test_knob_validation(quickstart: Dictionary) -> None:
     with pytest.raises(ExperimentError, match="list of knob paths"):
         Cancellation(d, PAIR, knobs="dog_poodle.phi")  # type: ignore[arg-type]
     # 5 knobs are fine for scipy
-    c = Cancellation(d, PAIR, knobs=[f"{f}.phi" for f in d.feature_names] + ["dogs.phi"],
-                     optimize={"method": "scipy"})
+    c = Cancellation(
+        d,
+        PAIR,
+        knobs=[f"{f}.phi" for f in d.feature_names] + ["dogs.phi"],
+        optimize={"method": "scipy"},
+    )
     assert len(c.knobs) == 5
 
 
 def test_hea_phi_without_slot_is_refused() -> None:
     hea = HEA_Rung2(depth=1, rotations=("Ry",))
-    d = Dictionary("NoRz", [Feature("a", "k", 0.1), Feature("b", "j", -0.1)],
-                   {"k": ["a"], "j": ["b"]}, hea)
+    d = Dictionary(
+        "NoRz", [Feature("a", "k", 0.1), Feature("b", "j", -0.1)], {"k": ["a"], "j": ["b"]}, hea
+    )
     with pytest.raises(KnobError, match="cannot change the state"):
         Cancellation(d, ("a", "b"))
 
@@ -387,14 +410,20 @@ def test_rung3_and_other_option_checks(quickstart: Dictionary) -> None:
     c = Cancellation(r3, PAIR, encoding="mps", optimize={"max_steps": 7})
     assert c.method == "grid"
     assert c.run().after_overlap == pytest.approx(c.structural_floor(), abs=ATOL)
-    assert all(issubclass(e, ValueError) and issubclass(e, PolygramError)
-               for e in (ExperimentError, KnobError, GridTooLargeError))
+    assert all(
+        issubclass(e, ValueError) and issubclass(e, PolygramError)
+        for e in (ExperimentError, KnobError, GridTooLargeError)
+    )
 
 
 def test_structural_floor_domain(quickstart: Dictionary) -> None:
     d = quickstart
     assert Cancellation(d, PAIR).structural_floor() == pytest.approx(math.cos(0.5) ** 4, abs=1e-15)
-    for knobs in (["bird_hawk.phi", "dog_poodle.phi"], ["dogs.phi", "birds.phi"], ["dog_poodle.phi"]):
+    for knobs in (
+        ["bird_hawk.phi", "dog_poodle.phi"],
+        ["dogs.phi", "birds.phi"],
+        ["dog_poodle.phi"],
+    ):
         c = Cancellation(d, PAIR, knobs=knobs)
         with pytest.raises(NotImplementedError, match="exactly"):
             c.structural_floor()
@@ -404,12 +433,16 @@ def test_structural_floor_domain(quickstart: Dictionary) -> None:
     with pytest.raises(NotImplementedError):
         Cancellation(animals_hea(), PAIR).structural_floor()
     # Rung3: the MPS floor of the same α/β/γ, whatever the amp knobs
-    r3 = Dictionary("R3", list(d.features), d.hierarchy, Rung3()).with_knob("bird_hawk.theta_amp", 0.3)
+    r3 = Dictionary("R3", list(d.features), d.hierarchy, Rung3()).with_knob(
+        "bird_hawk.theta_amp", 0.3
+    )
     assert Cancellation(r3, PAIR).structural_floor() == pytest.approx(math.cos(0.5) ** 4, abs=1e-15)
 
 
 # ---------------------------------------------------------- memory budget
-def test_grid_budget_refuses_before_allocating(quickstart: Dictionary, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grid_budget_refuses_before_allocating(
+    quickstart: Dictionary, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = Cancellation(quickstart, PAIR, optimize={"max_steps": 100}, max_grid_bytes=10**9)
     assert c.grid_result_bytes() == 100**2 * (3 * 8 + 1)
     with pytest.raises(GridTooLargeError, match=r"250,000 bytes") as e:
@@ -445,7 +478,11 @@ def test_lean_results_match_full(quickstart: Dictionary, tmp_path: Path) -> None
     assert lean.after_overlap == full.after_overlap and lean.best_index == full.best_index
     assert lean.optimized_knobs == full.optimized_knobs
     rows = lean.trajectory_rows()
-    assert len(rows) == 81 and rows[10] == tuple(full.trajectory[10]) and rows[-1] == tuple(full.trajectory[-1])
+    assert (
+        len(rows) == 81
+        and rows[10] == tuple(full.trajectory[10])
+        and rows[-1] == tuple(full.trajectory[-1])
+    )
     assert list(rows) == [tuple(r) for r in full.trajectory.tolist()] == full.trajectory_rows()[:]
     assert rows[3:7] == [tuple(r) for r in full.trajectory[3:7].tolist()]
     with pytest.raises(IndexError):
@@ -460,7 +497,9 @@ def test_lean_results_match_full(quickstart: Dictionary, tmp_path: Path) -> None
 
 def test_trajectory_is_row_major_first_knob_slowest() -> None:
     d = gap_pair()
-    r = Cancellation(d, ("a1", "b1"), knobs=["a1.phi", "b1.phi", "a2.phi"], optimize={"max_steps": 4}).run()
+    r = Cancellation(
+        d, ("a1", "b1"), knobs=["a1.phi", "b1.phi", "a2.phi"], optimize={"max_steps": 4}
+    ).run()
     axis = np.linspace(0, 2 * math.pi, 4)
     assert r.trajectory is not None and r.trajectory.shape == (64, 4)
     want = np.array([(x, y, z) for x in axis for y in axis for z in axis])
@@ -489,7 +528,9 @@ def test_scipy_trajectory_and_penalty_choice() -> None:
     assert (r.trajectory[:, :2] >= 0).all() and (r.trajectory[:, :2] <= 2 * math.pi).all()
 
 
-def test_scipy_missing_is_a_clear_import_error(quickstart: Dictionary, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scipy_missing_is_a_clear_import_error(
+    quickstart: Dictionary, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "scipy", None)
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)
     c = Cancellation(quickstart, PAIR, optimize={"method": "scipy"})
@@ -500,21 +541,29 @@ def test_scipy_missing_is_a_clear_import_error(quickstart: Dictionary, monkeypat
 
 # ------------------------------------------------------------- result
 def test_result_fields_and_efficiency() -> None:
-    r = Cancellation(gap_pair(), ("a1", "b1"), preserve_tiers=False, optimize={"max_steps": 7}).run()
+    r = Cancellation(
+        gap_pair(), ("a1", "b1"), preserve_tiers=False, optimize={"max_steps": 7}
+    ).run()
     assert dataclasses.is_dataclass(r)
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.method = "x"  # type: ignore[misc]
     assert r.cancellation_efficiency == 1.0 and r.floor_breach == pytest.approx(0.0, abs=1e-15)
     assert math.isnan(r.theta_amp_optimum) and math.isnan(r.psi_aux_optimum)
-    with pytest.raises(TypeError):
-        r.optimized_phis["a1.phi"] = 1.0  # type: ignore[index]
+    assert r.optimized_phis is r.optimized_knobs  # an alias of the same dict
+    with pytest.raises(AttributeError):
+        r.optimized_phis = {}  # type: ignore[misc]
     assert r.before_gram.shape == r.after_gram.shape == (4, 4) and r.before_gram.dtype == complex
     assert r.target_pair == ("a1", "b1") and r.knobs == ["a1.phi", "b1.phi"]
     assert r.feasible_count == int(r.feasible_mask.sum()) == 49
     assert "GapPair" in repr(r) and "a1" in repr(Cancellation(gap_pair(), ("a1", "b1")))
     # tolerance is strict
-    t = Cancellation(gap_pair(), ("a1", "b1"), preserve_tiers=False, tolerance=r.after_overlap,
-                     optimize={"max_steps": 7}).run()
+    t = Cancellation(
+        gap_pair(),
+        ("a1", "b1"),
+        preserve_tiers=False,
+        tolerance=r.after_overlap,
+        optimize={"max_steps": 7},
+    ).run()
     assert t.tolerance_met is False
 
 
@@ -549,7 +598,7 @@ def test_hea_summary_matches_example_and_caveat() -> None:
     want = (EXAMPLES / "AnimalsHea_at_optimum_summary.md").read_text()
     head = want[: want.index("## Caveat")]
     assert text.startswith(head + "## Caveat\n\n")
-    caveat = text[len(head) + len("## Caveat\n\n"):]
+    caveat = text[len(head) + len("## Caveat\n\n") :]
     assert caveat.endswith("\n") and "\n\n" not in caveat.strip()  # one paragraph
     assert "dimensionality reduction" in caveat
 
@@ -562,7 +611,9 @@ def test_hea_summary_matches_example_and_caveat() -> None:
         (["bird_hawk.phi", "dog_poodle.phi"], 1, "best value this search found"),
     ],
 )
-def test_caveat_variants(quickstart: Dictionary, knobs: list[str], paragraphs: int, phrase: str) -> None:
+def test_caveat_variants(
+    quickstart: Dictionary, knobs: list[str], paragraphs: int, phrase: str
+) -> None:
     r = Cancellation(quickstart, PAIR, knobs=knobs, optimize={"max_steps": 4}).run()
     text = r.summary_text()
     assert "- structural_floor: undefined for this configuration" in text
@@ -573,7 +624,9 @@ def test_caveat_variants(quickstart: Dictionary, knobs: list[str], paragraphs: i
 
 
 def test_per_feature_theta_caveat() -> None:
-    r = Cancellation(animals_hea(), PAIR, knobs=["dog_poodle.theta[0,0,0]"], optimize={"max_steps": 3}).run()
+    r = Cancellation(
+        animals_hea(), PAIR, knobs=["dog_poodle.theta[0,0,0]"], optimize={"max_steps": 3}
+    ).run()
     assert "θ writes" in r.summary_text()
 
 
@@ -581,7 +634,9 @@ def test_interpretation_labels() -> None:
     base = Cancellation(gap_pair(), ("a1", "b1"), optimize={"max_steps": 4}).run()
     assert base.cancellation_efficiency is not None and base.cancellation_efficiency < 0.99
     assert base.interpretation == "phase search underutilized"
-    assert "- cancellation_efficiency: " + f"{base.cancellation_efficiency:.4f}" in base.summary_text()
+    assert (
+        "- cancellation_efficiency: " + f"{base.cancellation_efficiency:.4f}" in base.summary_text()
+    )
     assert dataclasses.replace(base, cancellation_efficiency=0.995).interpretation.startswith(
         "phase search exhausted"
     )
@@ -600,8 +655,9 @@ def test_trajectory_csv_matches_example(quickstart: Dictionary) -> None:
 
 
 def test_csv_format_details() -> None:
-    r = Cancellation(animals_hea(), PAIR, knobs=["dogs.theta[0,0,0]", "bird_hawk.phi"],
-                     optimize={"max_steps": 3}).run()
+    r = Cancellation(
+        animals_hea(), PAIR, knobs=["dogs.theta[0,0,0]", "bird_hawk.phi"], optimize={"max_steps": 3}
+    ).run()
     text = r.csv_text()
     lines = text.split("\n")
     assert lines[0] == '"dogs.theta[0,0,0]",bird_hawk.phi,overlap,feasible'
@@ -625,7 +681,9 @@ def test_materialize(quickstart: Dictionary, tmp_path: Path, lean: bool) -> None
     assert paths["trajectory"].read_text() == r.csv_text()
     check = verify_qorca(paths["machine"], dictionary=r.dictionary_at_optimum)
     assert check.valid, check.errors
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())  # no temp files
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in paths.values()
+    )  # no temp files
 
 
 def test_materialize_unwritable_target(tmp_path: Path) -> None:
@@ -646,14 +704,17 @@ def test_plots(tmp_path: Path) -> None:
     lean.plot(tmp_path / "lean.png")
     with pytest.raises(ValueError, match="allowed"):
         r.plot(tmp_path / "x.png", kind="bogus")
-    three = Cancellation(gap_pair(), ("a1", "b1"), knobs=["a1.phi", "b1.phi", "a2.phi"],
-                         optimize={"max_steps": 3}).run()
+    three = Cancellation(
+        gap_pair(), ("a1", "b1"), knobs=["a1.phi", "b1.phi", "a2.phi"], optimize={"max_steps": 3}
+    ).run()
     with pytest.raises(NotImplementedError, match="2-knob"):
         three.plot(tmp_path / "x.png")
     with pytest.raises(NotImplementedError, match="pass kind"):
         dataclasses.replace(r, method="rung3_joint").plot(tmp_path / "x.png")
     if HAS_SCIPY:
-        s = Cancellation(gap_pair(), ("a1", "b1"), optimize={"method": "scipy", "max_steps": 2}).run()
+        s = Cancellation(
+            gap_pair(), ("a1", "b1"), optimize={"method": "scipy", "max_steps": 2}
+        ).run()
         assert s.plot(tmp_path / "scipy.png").exists()
         with pytest.raises(NotImplementedError):
             s.plot(tmp_path / "x.png", kind="grid")
@@ -690,22 +751,32 @@ def _hea_pair(rotations: tuple[str, ...], depth: int) -> Dictionary:
         Feature("b", "j", -0.4, alpha=0.3),
         Feature("b2", "j", -0.2),
     ]
-    return Dictionary("H", feats, {"k": ["a", "a2"], "j": ["b", "b2"]},
-                      HEA_Rung2(depth=depth, rotations=rotations))
+    return Dictionary(
+        "H",
+        feats,
+        {"k": ["a", "a2"], "j": ["b", "b2"]},
+        HEA_Rung2(depth=depth, rotations=rotations),
+    )
 
 
 @pytest.mark.parametrize(
     ("make", "knobs", "encoding"),
     [
         (lambda: _hea_pair(("Rz", "Ry"), 1), ["a.phi", "b.phi"], None),
-        (lambda: _hea_pair(("Ry", "Rz"), 2), ["k.theta[0,1,2]", "b.theta[1,0,0]", "a.theta[0,0,1]"], None),
+        (
+            lambda: _hea_pair(("Ry", "Rz"), 2),
+            ["k.theta[0,1,2]", "b.theta[1,0,0]", "a.theta[0,0,1]"],
+            None,
+        ),
         (_rung3_pair, ["a.psi_aux", "b.psi_aux"], "mps"),
         (_rung3_pair, ["a.phi", "b.psi_aux"], "mps"),
         (_rung3_pair, ["a.theta_amp", "b.phi", "k.psi_aux"], "mps"),
         (lambda: gap_pair().renamed("G"), ["ka.phi", "a1.phi", "b1.phi"], None),
     ],
 )
-def test_other_knob_kinds_match_brute_force(make: Any, knobs: list[str], encoding: str | None) -> None:
+def test_other_knob_kinds_match_brute_force(
+    make: Any, knobs: list[str], encoding: str | None
+) -> None:
     """Every kernel path (inner products, dynamic features, ψ_aux closed form,
     overlapping cluster/feature writes) equals with_knobs(...).overlaps()."""
     d = make()

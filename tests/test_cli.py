@@ -125,7 +125,9 @@ def test_bad_flag_type_exits_2() -> None:
 def test_run_toy_sae_walk(tmp_path: Path) -> None:
     r = cli("run", str(ROOT / "examples" / "import_from_sae.py"), "--output-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert "cancel dog_poodle × hawk_red: 0.5763 → 0.5763 (floor 0.5763, efficiency n/a)" in r.stdout
+    assert (
+        "cancel dog_poodle × hawk_red: 0.5763 → 0.5763 (floor 0.5763, efficiency n/a)" in r.stdout
+    )
     assert r.stdout.count("valid (Gram max |diff|") == 3
     for name in (
         "triage_report.md",

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, ClassVar, overload
 
 import numpy as np
@@ -171,9 +170,10 @@ class CancellationResult:
 
     # -- derived -----------------------------------------------------------
     @property
-    def optimized_phis(self) -> Mapping[str, float]:
-        """Read-only view of ``optimized_knobs`` (the seed README's name)."""
-        return MappingProxyType(self.optimized_knobs)
+    def optimized_phis(self) -> dict[str, float]:
+        """``optimized_knobs`` under the seed README's name: the same dict
+        (a read-only attribute, so it cannot be rebound)."""
+        return self.optimized_knobs
 
     @property
     def floor_breach(self) -> float:

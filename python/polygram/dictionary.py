@@ -88,9 +88,17 @@ class Feature:
             object.__setattr__(self, attr, _finite(owner, attr, getattr(self, attr)))
         if self.theta is not None:
             try:
-                theta = np.array(self.theta, dtype=np.float64)
+                raw = np.asarray(self.theta)
             except (TypeError, ValueError) as e:
                 raise DictionaryError(f"{owner}.theta: not a numeric array ({e})") from None
+            # Complex θ would lose its imaginary part and bools are no angles:
+            # only real numbers are allowed.
+            if raw.dtype.kind not in "iuf":
+                raise DictionaryError(
+                    f"{owner}.theta: dtype {raw.dtype} is not allowed; "
+                    "not a numeric array of real (integer or floating) angles"
+                )
+            theta = np.array(raw, dtype=np.float64)
             if theta.ndim != 3:
                 raise DictionaryError(
                     f"{owner}.theta: shape {theta.shape}; "
@@ -302,7 +310,13 @@ class Dictionary:
         if kp.knob == "theta":
             col = self._theta_column(kp)
             return [i * w + col for i in targets]
-        return [i * w + self.encoding.column(self.features[i], kp.knob) for i in targets]
+        try:
+            return [i * w + self.encoding.column(self.features[i], kp.knob) for i in targets]
+        except KnobError as e:
+            if kp.ident in self._index:
+                raise
+            # A cluster path: say which path the user wrote, then which member refused.
+            raise KnobError(f"knob '{path}' (cluster {kp.ident!r}): {e}") from None
 
     def with_knob(self, path: str, value: float) -> Dictionary:
         """A copy with one knob set (absolute write) on a feature or on every

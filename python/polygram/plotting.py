@@ -132,8 +132,14 @@ def plot_cancellation_grid(result: CancellationResult, path: str | os.PathLike[s
     )
     fig.colorbar(im, ax=ax, label=OVERLAP_LABEL)
     ax.plot(
-        [result.optimized_knobs[kx]], [result.optimized_knobs[ky]], marker="*", color="red",
-        markersize=14, markeredgecolor="white", linestyle="none", label="optimum",
+        [result.optimized_knobs[kx]],
+        [result.optimized_knobs[ky]],
+        marker="*",
+        color="red",
+        markersize=14,
+        markeredgecolor="white",
+        linestyle="none",
+        label="optimum",
     )
     ax.set_xlabel(kx)
     ax.set_ylabel(ky)
@@ -152,8 +158,9 @@ def plot_cancellation_trace(result: CancellationResult, path: str | os.PathLike[
         ax.axhline(result.structural_floor, color="red", ls="--", lw=1, label="structural floor")
     ax.set_xlabel("evaluation")
     ax.set_ylabel(OVERLAP_LABEL)
-    ax.set_title(f"{result.dictionary_at_optimum.name} — {result.method}, after = "
-                 f"{result.after_overlap:.4f}")
+    ax.set_title(
+        f"{result.dictionary_at_optimum.name} — {result.method}, after = {result.after_overlap:.4f}"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -88,6 +88,9 @@ def test_rung3_fields() -> None:
         ([[["a"]]], DictionaryError, "not a numeric array"),
         (np.full((2, 2, 3), np.nan), DictionaryError, "non-finite"),
         (np.full((2, 2, 3), np.inf), DictionaryError, "non-finite"),
+        # complex θ would silently lose its imaginary part; bools are no angles
+        (np.ones((2, 2, 3), complex), DictionaryError, "dtype complex128 is not allowed"),
+        (np.ones((2, 2, 3), bool), DictionaryError, "dtype bool is not allowed"),
     ],
 )
 def test_bad_explicit_theta(theta: object, error: type, match: str) -> None:
@@ -177,6 +180,17 @@ def test_phi_writes_without_a_theta_slot_are_refused(
         Experiment("E", d, ("a", "x"), {"a.phi": [0.0, 1.0]})
     # constructing such features stays allowed
     assert d.gram().shape == (len(d), len(d))
+
+
+def test_refused_cluster_write_names_the_path_written() -> None:
+    d = hea(HEA_Rung2(depth=2), a=np.zeros((2, 2, 3)))
+    with pytest.raises(KnobError, match=r"^knob 'c\.phi' \(cluster 'c'\): knob 'a\.phi' cannot"):
+        d.with_knob("c.phi", 0.5)
+
+
+def test_integer_theta_is_read_as_float() -> None:
+    d = hea(HEA_Rung2(depth=2), a=np.ones((2, 2, 3), dtype=np.int64))
+    assert d.feature("a").theta is not None and d.feature("a").theta.dtype == np.float64
 
 
 @pytest.mark.parametrize(
