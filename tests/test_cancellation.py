@@ -448,6 +448,7 @@ def test_grid_budget_refuses_before_allocating(
     with pytest.raises(GridTooLargeError, match=r"250,000 bytes") as e:
         Cancellation(quickstart, PAIR, optimize={"max_steps": 100}, max_grid_bytes=100_000)
     assert "100^2 = 10,000 points" in str(e.value) and "100,000" in str(e.value)
+    assert "lean=True" in str(e.value)  # the remedy names the option
     # lean needs 9 bytes per point instead of 25
     Cancellation(quickstart, PAIR, optimize={"max_steps": 100}, max_grid_bytes=90_000, lean=True)
     # 10^6 steps over 4 knobs = 10^24 points: refused, nothing allocated

@@ -32,11 +32,14 @@ def result_budget(override: int | None = None) -> int:
     return _physical_memory() // 2
 
 
-def check_result_bytes(nbytes: int, what: str, override: int | None = None) -> None:
+def check_result_bytes(
+    nbytes: int, what: str, override: int | None = None, remedy: str = "use fewer points"
+) -> None:
+    """Raise :class:`GridTooLargeError` when ``nbytes`` exceeds the budget;
+    ``remedy`` says what the caller can shrink."""
     budget = result_budget(override)
     if nbytes > budget:
         raise GridTooLargeError(
             f"{what} would return {nbytes:,} bytes ({nbytes / 2**30:.2f} GiB), over the budget "
-            f"of {budget:,} bytes; use fewer points, a lean result, or raise the budget "
-            f"(argument or ${ENV})"
+            f"of {budget:,} bytes; {remedy}, or raise the budget (argument or ${ENV})"
         )

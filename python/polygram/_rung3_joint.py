@@ -179,6 +179,7 @@ def check_joint_budget(
         m * n * _CELL_BYTES,
         f"rung-3 joint outer grid of {m}×{n} = {m * n:,} cells (grid_outer)",
         override=max_grid_bytes,
+        remedy="use a smaller grid_outer",
     )
     return _theta_chunks(m, per_theta, budget)
 

@@ -604,6 +604,7 @@ class Cancellation:
             f"Cancellation grid of {self.max_steps}^{len(self.knobs)} = {p:,} points"
             + (" (lean)" if self.lean else ""),
             override=self.max_grid_bytes,
+            remedy="use fewer points" if self.lean else "use fewer points, lean=True",
         )
 
     # -- closed form -------------------------------------------------------
