@@ -3,13 +3,14 @@ so a crash never leaves a half-written artefact and inputs are never touched."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from polygram.errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_dir", "sha256_file"]
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -46,3 +47,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 16) -> str:
+    """Hex sha256 of a file, streamed in 64 KiB chunks (multi-GB checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

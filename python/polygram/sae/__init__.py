@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from polygram.sae.checkpoint import CANONICAL_KEYS, SAE_KEY_ALIASES, load_sae_checkpoint
 from polygram.sae.importer import SelectionReport, from_sae_lens, kmeans_partition
 from polygram.sae.records import SAEFeatureRecord
 from polygram.sae.saelens import (
@@ -21,7 +22,9 @@ from polygram.sae.safetensors_io import (
 from polygram.sae.toy import dumps_toy_sae, load_toy_sae, toy_sae_document, write_toy_sae
 
 __all__ = [
+    "CANONICAL_KEYS",
     "DECODER_KEYS",
+    "SAE_KEY_ALIASES",
     "SAEFeatureRecord",
     "SAELensConfig",
     "SafetensorsHeader",
@@ -31,6 +34,7 @@ __all__ = [
     "from_sae_lens",
     "kmeans_partition",
     "layer_from_hook",
+    "load_sae_checkpoint",
     "load_sae_lens_folder",
     "load_sae_safetensors",
     "load_toy_sae",
