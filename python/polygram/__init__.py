@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from polygram._core import __version__  # the crate version is the package version
 from polygram.batch import BatchExperiment, BatchResults, BatchRun
+from polygram.behavioural import (
+    BucketStats,
+    CandidatePair,
+    ValidationReport,
+    ValidationSummary,
+)
 from polygram.cancellation import Cancellation, CancellationResult
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
@@ -24,7 +30,9 @@ __all__ = [
     "BatchExperiment",
     "BatchResults",
     "BatchRun",
+    "BucketStats",
     "Cancellation",
+    "CandidatePair",
     "CancellationResult",
     "Dictionary",
     "Experiment",
@@ -39,6 +47,8 @@ __all__ = [
     "Rung3State",
     "SAEFeatureRecord",
     "SelectionReport",
+    "ValidationReport",
+    "ValidationSummary",
     "__version__",
     "from_sae_lens",
     "load_sae_lens_folder",

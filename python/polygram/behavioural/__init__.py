@@ -1,0 +1,22 @@
+"""Behavioural validation of Polygram's pair predictions (spec 10).
+
+``BehaviouralValidator.predict()`` is torch-free; ``validate()``/``run()``
+import torch and transformers lazily (the ``[behavioural]`` extra).  This
+package imports without torch.  See docs/behavioural.md.
+"""
+
+from __future__ import annotations
+
+from polygram.behavioural.report import (
+    BucketStats,
+    CandidatePair,
+    ValidationReport,
+    ValidationSummary,
+)
+
+__all__ = [
+    "BucketStats",
+    "CandidatePair",
+    "ValidationReport",
+    "ValidationSummary",
+]

@@ -1,0 +1,124 @@
+"""Summary statistics of a pair list (spec 10 §4.7): ordinal-rank Spearman,
+Pearson, the three fixed polygram-overlap buckets with bootstrap CIs, and
+the ``outcome`` verdict.  numpy only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from polygram.behavioural.report import BucketStats, CandidatePair, ValidationSummary
+
+__all__ = [
+    "BUCKETS",
+    "bootstrap_mean_ci",
+    "outcome_for",
+    "pearson",
+    "spearman_ordinal",
+    "summarise",
+]
+
+_STD_FLOOR = 1e-12
+_N_RESAMPLES = 1000
+
+#: name → (label, membership test).  Hard-coded boundaries, independent of
+#: the gate's ``polygram_overlap_threshold`` (as in 0.0.1).
+BUCKETS: dict[str, str] = {
+    "low_overlap": "≤ 0.4",
+    "mid_overlap": "(0.4, 0.7)",
+    "high_overlap": "≥ 0.7",
+}
+
+
+def _bucket_of(x: float) -> str | None:
+    if x <= 0.4:
+        return "low_overlap"
+    if 0.4 < x < 0.7:
+        return "mid_overlap"
+    if x >= 0.7:
+        return "high_overlap"
+    return None  # NaN belongs nowhere
+
+
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Pearson r; NaN if fewer than 2 points or either std < 1e-12."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size < 2 or a.std() < _STD_FLOOR or b.std() < _STD_FLOOR:
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def spearman_ordinal(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Pearson of ordinal ranks (``argsort(argsort(v))``, numpy's default
+    sort).  Ties are not averaged, so with ties this differs from scipy's
+    Spearman; without ties the two agree."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size < 2:
+        return math.nan
+    ra = np.argsort(np.argsort(a)).astype(np.float64)
+    rb = np.argsort(np.argsort(b)).astype(np.float64)
+    return pearson(ra, rb)
+
+
+def bootstrap_mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the mean: ``default_rng(0)``, 1000
+    resamples of size n drawn with ``Generator.choice``, linear quantiles.
+    ``(nan, nan)`` for no values."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(0)
+    means = np.array([rng.choice(v, size=v.size, replace=True).mean() for _ in range(_N_RESAMPLES)])
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return (float(lo), float(hi))
+
+
+def outcome_for(spearman_polygram_jaccard: float) -> str:
+    """The verdict from Spearman(polygram, Jaccard): fixed 0.6 / 0.3 cut-offs."""
+    s = spearman_polygram_jaccard
+    if math.isnan(s):
+        return "undefined"
+    if s >= 0.6:
+        return "high_spearman_loop_unblocked"
+    if s >= 0.3:
+        return "medium_spearman_loop_needs_calibration"
+    return "low_spearman_loop_blocked"
+
+
+def summarise(pairs: Sequence[CandidatePair]) -> ValidationSummary:
+    """The :class:`ValidationSummary` of ``pairs`` (empty → all NaN, empty
+    buckets, ``"undefined"``)."""
+    poly = np.array([p.polygram_overlap for p in pairs], dtype=np.float64)
+    dec = np.array([p.decoder_overlap for p in pairs], dtype=np.float64)
+    jac = np.array([p.jaccard for p in pairs], dtype=np.float64)
+    logkl = np.array([p.kl_log_ratio_abs for p in pairs], dtype=np.float64)
+    finite = np.isfinite(logkl)
+
+    members: dict[str, list[float]] = {name: [] for name in BUCKETS}
+    for p in pairs:
+        name = _bucket_of(p.polygram_overlap)
+        if name is not None:
+            members[name].append(p.jaccard)
+    buckets = {
+        name: BucketStats(
+            polygram_range=label,
+            n_pairs=len(members[name]),
+            jaccard_mean=float(np.mean(members[name])) if members[name] else math.nan,
+            jaccard_ci_95=bootstrap_mean_ci(members[name]),
+        )
+        for name, label in BUCKETS.items()
+    }
+    s_pj = spearman_ordinal(poly, jac)
+    return ValidationSummary(
+        spearman_polygram_jaccard=s_pj,
+        spearman_decoder_jaccard=spearman_ordinal(dec, jac),
+        spearman_polygram_log_kl_abs=spearman_ordinal(poly[finite], logkl[finite]),
+        pearson_polygram_jaccard=pearson(poly, jac),
+        pearson_decoder_jaccard=pearson(dec, jac),
+        buckets=buckets,
+        outcome=outcome_for(s_pj),
+    )
