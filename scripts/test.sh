@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: Rust format/lint/unit tests, Python lint and types, the pytest suite.
-EXTRAS="dev,plot,opt,sae"
+EXTRAS="dev,plot,opt,sae,behavioural,regrow"
 . "$(dirname "$0")/_env.sh"
 echo "== cargo fmt / clippy / test"
 cargo fmt --all -- --check
