@@ -63,3 +63,7 @@ class Scan:
 
 def set_num_threads(n: int) -> None: ...
 def num_threads() -> int: ...
+def connected_components(
+    edges: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Components of an (E, 2) edge array as CSR ``(members, offsets)``."""

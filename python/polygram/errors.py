@@ -111,3 +111,13 @@ __all__ += [
     "SAEFileNotFoundError",
     "SAEFormatError",
 ]
+
+
+# --- compression (spec 11) ----------------------------------------------------
+
+
+class CompressionError(PolygramError, ValueError):
+    """A Compressor configuration, plan or report that cannot be used."""
+
+
+__all__ += ["CompressionError"]

@@ -12,6 +12,7 @@ pub mod gates;
 pub mod gram;
 pub mod scan;
 pub mod tiers;
+pub mod union_find;
 
 pub use encoding::{Encoding, Entangler, Hea, Rotation};
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use numpy::{
 };
 use polygram_core::scan::{self, Axis, SWEEP_STATS};
 use polygram_core::tiers::Tiers;
-use polygram_core::{gram, Encoding, Entangler, Error, Hea, Rotation, C64};
+use polygram_core::{gram, union_find, Encoding, Entangler, Error, Hea, Rotation, C64};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
@@ -414,6 +414,50 @@ fn split3<'a>(
     out
 }
 
+/// Connected components of an `(E, 2)` int64 edge array (ids >= 0), as a
+/// CSR pair `(members, offsets)`: component `c` is
+/// `members[offsets[c]:offsets[c + 1]]`, components sorted by minimum id,
+/// members ascending.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn connected_components<'py>(
+    py: Python<'py>,
+    edges: PyReadonlyArray2<'py, i64>,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    let e = edges.as_array();
+    if e.ncols() != 2 {
+        return Err(KernelError::new_err(format!(
+            "edges: got shape ({}, {}); expected (n_edges, 2)",
+            e.nrows(),
+            e.ncols()
+        )));
+    }
+    if let Some((r, c)) = e.indexed_iter().find(|(_, &v)| v < 0).map(|(rc, _)| rc) {
+        return Err(KernelError::new_err(format!(
+            "edges: id {} at [{r}, {c}] is negative; ids must be >= 0",
+            e[[r, c]]
+        )));
+    }
+    let pairs: Vec<(u64, u64)> = e
+        .rows()
+        .into_iter()
+        .map(|r| (r[0] as u64, r[1] as u64))
+        .collect();
+    let comps = py.detach(|| union_find::components(pairs));
+    let total: usize = comps.iter().map(Vec::len).sum();
+    let mut members = Vec::with_capacity(total);
+    let mut offsets = Vec::with_capacity(comps.len() + 1);
+    offsets.push(0i64);
+    for c in &comps {
+        members.extend(c.iter().map(|&v| v as i64)); // < 2^63: came from i64 >= 0
+        offsets.push(members.len() as i64);
+    }
+    Ok((
+        Array1::from(members).into_pyarray(py),
+        Array1::from(offsets).into_pyarray(py),
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("KernelError", m.py().get_type::<KernelError>())?;
@@ -422,5 +466,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Scan>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(connected_components, m)?)?;
     Ok(())
 }
