@@ -1,0 +1,585 @@
+"""Regrow: write a fresh direction into every zeroed SAE slot (spec 12).
+
+After a :class:`~polygram.compression.Compressor` silences the redundant
+members of each cluster, those slots are dead capacity.  ``Regrower`` gives
+each one a direction the SAE does not yet explain: it runs the SAE on
+residual-stream activations, k-means-clusters what the SAE fails to
+reconstruct (``R = X − SAE(X)``) into exactly as many clusters as there are
+zeroed slots, and writes centroid ``k`` (unit length) into the ``k``-th
+zeroed slot in ascending id order, tied (encoder column = decoder row) with a
+zero encoder bias.  One shot: no training, no gradients, no other feature
+touched.  The activations are either given (``cached_residuals``) or
+captured from a model (``prompts``; needs the ``behavioural`` extra).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polygram._io import atomic_write_bytes, sha256_file
+from polygram._report_json import dumps_report, load_report_source, require_keys, round6
+from polygram.errors import CompressionError, missing
+from polygram.sae.safetensors_io import read_safetensors_header
+
+if TYPE_CHECKING:
+    from polygram.dictionary import Dictionary
+
+__all__ = [
+    "RegrowPlan",
+    "RegrowReport",
+    "RegrowResult",
+    "RegrowSlot",
+    "RegrowStrategy",
+    "Regrower",
+    "residual_stream",
+]
+
+#: Tensors a regrow reads and rewrites, under their literal names.
+_KEYS = ("W_enc", "b_enc", "W_dec", "b_dec")
+#: Tokens per chunk of the SAE forward, so ``T × n_features`` is never held.
+_CHUNK = 2048
+#: A residual stream whose global std is below this carries nothing to cluster.
+_NO_SIGNAL = 1e-9
+
+
+class RegrowStrategy(str, enum.Enum):
+    """How zeroed slots are refilled; only ``residual_kmeans`` is implemented."""
+
+    RESIDUAL_KMEANS = "residual_kmeans"
+    HIGH_DECODER_NORM_RANDOM = "high_decoder_norm_random"
+    ORTHOGONAL_NOISE_SCALED = "orthogonal_noise_scaled"
+
+
+_STRATEGIES = tuple(s.value for s in RegrowStrategy)
+
+
+@dataclass(frozen=True)
+class RegrowSlot:
+    """One refilled slot: its k-means cluster size and the written norms
+    (6 s.f.; 0.0 when the slot was left as it was)."""
+
+    feature_id: int
+    cluster_size: int
+    decoder_norm: float
+    encoder_norm: float
+
+
+@dataclass(frozen=True)
+class RegrowPlan:
+    strategy: str
+    n_residual_tokens: int
+    zeroed_input: tuple[int, ...]
+    feature_ids: tuple[int, ...]
+    slots: tuple[RegrowSlot, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RegrowReport:
+    """What a regrow did, with provenance; JSON per spec 12 §5."""
+
+    source_checkpoint: str
+    source_checkpoint_sha256: str
+    output_checkpoint: str
+    output_checkpoint_sha256: str
+    strategy: str
+    plan: RegrowPlan
+    n_slots_repopulated: int
+    n_slots_left_zero: int
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    schema_version: int = 1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RegrowReport):
+            return NotImplemented
+        return _canonical(self) == _canonical(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "schema_version": self.schema_version,
+            "source_checkpoint": self.source_checkpoint,
+            "source_checkpoint_sha256": self.source_checkpoint_sha256,
+            "output_checkpoint": self.output_checkpoint,
+            "output_checkpoint_sha256": self.output_checkpoint_sha256,
+            "strategy": self.strategy,
+            "n_slots_repopulated": self.n_slots_repopulated,
+            "n_slots_left_zero": self.n_slots_left_zero,
+            # written twice like 0.0.1 (readers use the plan's copy)
+            "feature_ids": list(plan.feature_ids),
+            "plan": {
+                "strategy": plan.strategy,
+                "n_residual_tokens": plan.n_residual_tokens,
+                "zeroed_input": list(plan.zeroed_input),
+                "feature_ids": list(plan.feature_ids),
+                "slots": [
+                    {
+                        "feature_id": s.feature_id,
+                        "cluster_size": s.cluster_size,
+                        "decoder_norm": round6(s.decoder_norm),
+                        "encoder_norm": round6(s.encoder_norm),
+                    }
+                    for s in plan.slots
+                ],
+            },
+            "strategy_params": {k: _param_json(v) for k, v in self.strategy_params.items()},
+            "provenance": dict(self.provenance),
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Compact sorted JSON; also written atomically to ``path`` when given."""
+        return dumps_report(self.to_dict(), path)
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> RegrowReport:
+        doc = require_keys(
+            load_report_source(source, "RegrowReport.from_json"),
+            _REPORT_KEYS,
+            "RegrowReport.from_json",
+        )
+        p = doc["plan"]
+        plan = RegrowPlan(
+            strategy=str(p["strategy"]),
+            n_residual_tokens=int(p["n_residual_tokens"]),
+            zeroed_input=tuple(int(x) for x in p["zeroed_input"]),
+            feature_ids=tuple(int(x) for x in p["feature_ids"]),
+            slots=tuple(
+                RegrowSlot(
+                    feature_id=int(s["feature_id"]),
+                    cluster_size=int(s["cluster_size"]),
+                    decoder_norm=0.0 if s["decoder_norm"] is None else float(s["decoder_norm"]),
+                    encoder_norm=0.0 if s["encoder_norm"] is None else float(s["encoder_norm"]),
+                )
+                for s in p["slots"]
+            ),
+        )
+        params = {
+            str(k): int(v) if isinstance(v, bool | int) else float("nan" if v is None else v)
+            for k, v in doc["strategy_params"].items()
+        }
+        return cls(
+            schema_version=int(doc["schema_version"]),
+            source_checkpoint=str(doc["source_checkpoint"]),
+            source_checkpoint_sha256=str(doc["source_checkpoint_sha256"]),
+            output_checkpoint=str(doc["output_checkpoint"]),
+            output_checkpoint_sha256=str(doc["output_checkpoint_sha256"]),
+            strategy=str(doc["strategy"]),
+            plan=plan,
+            n_slots_repopulated=int(doc["n_slots_repopulated"]),
+            n_slots_left_zero=int(doc["n_slots_left_zero"]),
+            strategy_params=params,
+            provenance={str(k): str(v) for k, v in doc["provenance"].items()},
+        )
+
+
+_REPORT_KEYS = (
+    "schema_version",
+    "source_checkpoint",
+    "source_checkpoint_sha256",
+    "output_checkpoint",
+    "output_checkpoint_sha256",
+    "strategy",
+    "plan",
+    "n_slots_repopulated",
+    "n_slots_left_zero",
+    "strategy_params",
+    "provenance",
+)
+
+
+def _param_json(v: Any) -> Any:
+    return int(v) if isinstance(v, bool | int | np.integer) else round6(float(v))
+
+
+def _canonical(r: RegrowReport) -> Any:
+    """A comparable form in which NaN equals NaN (norms and params)."""
+
+    def f(x: float) -> Any:
+        return "nan" if x != x else x
+
+    slots = tuple(
+        (s.feature_id, s.cluster_size, f(s.decoder_norm), f(s.encoder_norm)) for s in r.plan.slots
+    )
+    plan = (
+        r.plan.strategy,
+        r.plan.n_residual_tokens,
+        r.plan.zeroed_input,
+        r.plan.feature_ids,
+        slots,
+    )
+    params = tuple(
+        sorted((k, f(v) if isinstance(v, float) else v) for k, v in r.strategy_params.items())
+    )
+    return (
+        r.schema_version,
+        r.source_checkpoint,
+        r.source_checkpoint_sha256,
+        r.output_checkpoint,
+        r.output_checkpoint_sha256,
+        r.strategy,
+        plan,
+        r.n_slots_repopulated,
+        r.n_slots_left_zero,
+        params,
+        tuple(sorted(r.provenance.items())),
+    )
+
+
+@dataclass(frozen=True)
+class RegrowResult:
+    plan: RegrowPlan
+    report: RegrowReport
+    output_checkpoint: Path
+    dictionary: Dictionary
+
+
+# ----------------------------------------------------------------- the math
+def residual_stream(
+    x: np.ndarray,
+    w_enc: np.ndarray,
+    b_enc: np.ndarray,
+    w_dec: np.ndarray,
+    b_dec: np.ndarray,
+    chunk: int = _CHUNK,
+) -> np.ndarray:
+    """``R = X − (relu((X − b_dec)·W_enc + b_enc)·W_dec + b_dec)``: what a ReLU
+    SAE (decoder bias subtracted on input) fails to reconstruct, computed in
+    token chunks so the ``T × n_features`` activations are never all held."""
+    out = np.empty(x.shape, dtype=np.result_type(x, w_enc, w_dec))
+    for s in range(0, x.shape[0], chunk):
+        xs = x[s : s + chunk]
+        acts = np.maximum((xs - b_dec) @ w_enc + b_enc, 0)
+        out[s : s + chunk] = xs - (acts @ w_dec + b_dec)
+    return out
+
+
+def _kmeans(r: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (in ``r``'s dtype) and cluster sizes of scikit-learn's Lloyd
+    k-means, seeded (k-means++ init, sklearn defaults otherwise)."""
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:
+        raise missing("scikit-learn", "regrow", "Regrower (residual k-means)") from None
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed, algorithm="lloyd").fit(r)
+    sizes = np.bincount(km.labels_, minlength=k)
+    return km.cluster_centers_.astype(r.dtype, copy=False), sizes
+
+
+# ------------------------------------------------------------------ checks
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise CompressionError(f"Regrower.{name}: got {value!r}; expected an integer >= {minimum}")
+    if int(value) < minimum:
+        raise CompressionError(f"Regrower.{name}: got {value}; must be >= {minimum}")
+    return int(value)
+
+
+def _n_features(path: Path) -> int:
+    """Feature count from the header alone (the zeroed-id range check)."""
+    tensors = read_safetensors_header(path).tensors
+    if "W_dec" in tensors:
+        return tensors["W_dec"].shape[0]
+    if "decoder.weight" in tensors:
+        shape = tensors["decoder.weight"].shape
+        return shape[1] if len(shape) == 2 and shape[0] != shape[1] else shape[0]
+    if "dec" in tensors:
+        return tensors["dec"].shape[0]
+    raise CompressionError(
+        f"Regrower.sae_checkpoint {str(path)!r}: no decoder tensor (W_dec, decoder.weight "
+        f"or dec); keys: {sorted(tensors)}"
+    )
+
+
+def _load_state(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of the checkpoint as stored (all keys and dtypes are kept
+    in the output); the four SAE tensors must carry their canonical names."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise missing("safetensors", "sae", "Regrower") from None
+    try:
+        state = load_file(str(path))
+    except (TypeError, ValueError) as e:  # e.g. BF16, which numpy cannot hold
+        raise CompressionError(f"{str(path)!r}: cannot be read as numpy tensors ({e})") from None
+    absent = [k for k in _KEYS if k not in state]
+    if absent:
+        raise CompressionError(
+            f"{str(path)!r}: Regrower needs the canonical tensors {list(_KEYS)}; missing "
+            f"{absent} (keys: {sorted(state)}). `polygram compress` writes canonical names."
+        )
+    n, d = state["W_dec"].shape
+    if (
+        state["W_enc"].shape != (d, n)
+        or state["b_enc"].shape != (n,)
+        or state["b_dec"].shape != (d,)
+    ):
+        raise CompressionError(
+            f"{str(path)!r}: SAE shapes disagree: W_enc {state['W_enc'].shape}, b_enc "
+            f"{state['b_enc'].shape}, W_dec {state['W_dec'].shape}, b_dec {state['b_dec'].shape}; "
+            f"expected W_enc (d, n), b_enc (n,), W_dec (n, d), b_dec (d,)"
+        )
+    return state
+
+
+def _safe_stem(path: Path) -> str:
+    return re.sub(r"[-.]", "_", path.stem)
+
+
+# ----------------------------------------------------------------- Regrower
+@dataclass
+class Regrower:
+    """Refill zeroed SAE slots from the residual stream (spec 12).
+
+    Exactly one of ``prompts`` (captured through ``model_name`` at block
+    ``layer``'s input) and ``cached_residuals`` (a ``(T, d_model)`` float
+    array) supplies the activations.
+    """
+
+    sae_checkpoint: str | os.PathLike[str]
+    strategy: str | RegrowStrategy
+    zeroed: Iterable[int]
+    seed: int = 0
+    n_init: int = 4
+    prompts: Sequence[str] | None = None
+    cached_residuals: np.ndarray | None = None
+    model_name: str = "gpt2"
+    layer: int = 10
+    device: str | None = None
+    _provenance: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _plan: RegrowPlan | None = field(default=None, init=False, repr=False)
+    _state: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        path = Path(self.sae_checkpoint)
+        if not path.is_file():
+            raise CompressionError(f"Regrower.sae_checkpoint: {str(path)!r} not found on disk")
+        self.sae_checkpoint = path
+        strategy = (
+            self.strategy.value if isinstance(self.strategy, RegrowStrategy) else self.strategy
+        )
+        if strategy not in _STRATEGIES:
+            raise CompressionError(
+                f"Regrower.strategy: unsupported strategy {self.strategy!r}; "
+                f"allowed: {list(_STRATEGIES)}"
+            )
+        self.strategy = strategy
+        if isinstance(self.zeroed, str | bytes) or not isinstance(self.zeroed, Iterable):
+            raise CompressionError(f"Regrower.zeroed: got {self.zeroed!r}; expected integer ids")
+        zeroed = set()
+        for fid in self.zeroed:
+            if isinstance(fid, bool) or not isinstance(fid, int | np.integer):
+                raise CompressionError(f"Regrower.zeroed: id {fid!r} is not an integer")
+            if fid < 0:
+                raise CompressionError(f"Regrower.zeroed: id {fid} must be non-negative")
+            zeroed.add(int(fid))
+        n = _n_features(path)
+        bad = sorted(f for f in zeroed if f >= n)
+        if bad:
+            raise CompressionError(
+                f"Regrower.zeroed: ids {bad} out of range for {n} features in {str(path)!r}"
+            )
+        self.zeroed = zeroed
+        self.seed = _check_int("seed", self.seed, 0)
+        self.n_init = _check_int("n_init", self.n_init, 1)
+        if (self.prompts is None) == (self.cached_residuals is None):
+            raise CompressionError(
+                "Regrower: give exactly one of prompts (captured from model_name) or "
+                "cached_residuals (a (tokens, d_model) array)"
+            )
+        if self.prompts is not None:
+            if isinstance(self.prompts, str) or not all(isinstance(p, str) for p in self.prompts):
+                raise CompressionError("Regrower.prompts: expected a sequence of strings")
+            self.prompts = list(self.prompts)
+            if not self.prompts:
+                raise CompressionError("Regrower.prompts: must be non-empty")
+            self.layer = _check_int("layer", self.layer, 0)
+        else:
+            x = np.asarray(self.cached_residuals)
+            if x.ndim != 2:
+                raise CompressionError(
+                    f"Regrower.cached_residuals: shape {x.shape}; must be 2D (tokens, d_model)"
+                )
+            if x.dtype not in (np.float32, np.float64):
+                raise CompressionError(
+                    f"Regrower.cached_residuals: dtype {x.dtype}; must be float32 or float64"
+                )
+            if not np.isfinite(x).all():
+                raise CompressionError("Regrower.cached_residuals: holds non-finite values")
+            self.cached_residuals = np.ascontiguousarray(x, dtype=np.float32)
+
+    @classmethod
+    def from_compression_report(
+        cls,
+        report: Any,
+        sae_checkpoint: str | os.PathLike[str],
+        *,
+        strategy: str | RegrowStrategy,
+        prompts: Sequence[str] | None = None,
+        cached_residuals: np.ndarray | None = None,
+        seed: int = 0,
+        n_init: int = 4,
+        model_name: str = "gpt2",
+        layer: int = 10,
+        device: str | None = None,
+    ) -> Regrower:
+        """Regrow the slots a :class:`CompressionReport` zeroed, recording the
+        report's checkpoints and dictionary name as provenance.  ``sae_checkpoint``
+        is normally that report's output checkpoint."""
+        zeroed = sorted({fid for c in report.plan.clusters for fid in c.zeroed})
+        self = cls(
+            sae_checkpoint,
+            strategy,
+            zeroed,
+            seed=seed,
+            n_init=n_init,
+            prompts=prompts,
+            cached_residuals=cached_residuals,
+            model_name=model_name,
+            layer=layer,
+            device=device,
+        )
+        self._provenance = {
+            "compression_report_source_sha256": str(report.source_checkpoint_sha256),
+            "compression_report_output_sha256": str(report.output_checkpoint_sha256),
+            "compression_report_dictionary_name": str(report.validation_report_dictionary_name),
+        }
+        return self
+
+    @property
+    def provenance(self) -> Mapping[str, str]:
+        return dict(self._provenance)
+
+    # -------------------------------------------------------------- stages
+    def _residuals(self) -> np.ndarray:
+        if self.cached_residuals is not None:
+            return self.cached_residuals
+        from polygram.behavioural.runtime import capture_block_inputs
+
+        assert self.prompts is not None
+        return capture_block_inputs(self.model_name, self.layer, self.prompts, self.device)
+
+    def plan(self) -> RegrowPlan:
+        """Run the k-means and stage the rewritten tensors (memoised)."""
+        if self._plan is not None:
+            return self._plan
+        path = Path(self.sae_checkpoint)
+        state = _load_state(path)
+        ids = tuple(range(state["W_dec"].shape[0]))
+        x = self._residuals()
+        d = state["W_dec"].shape[1]
+        if x.shape[1] != d:
+            raise CompressionError(
+                f"Regrower: residuals have width {x.shape[1]} but the SAE's d_model is {d}"
+            )
+        zeroed = sorted(self.zeroed)
+        if not zeroed:
+            self._plan = RegrowPlan(str(self.strategy), x.shape[0], (), ids, ())
+            return self._plan
+        if self.strategy != RegrowStrategy.RESIDUAL_KMEANS.value:
+            raise NotImplementedError(
+                f"Regrower strategy {self.strategy!r} is reserved and not implemented; "
+                f"use 'residual_kmeans'"
+            )
+        t, k = x.shape[0], len(zeroed)
+        if t < k:
+            raise CompressionError(
+                f"n_residual_tokens={t} is less than the K={k} zeroed slots; k-means needs at "
+                "least one token per slot: give more prompts or residuals"
+            )
+        r = residual_stream(x, state["W_enc"], state["b_enc"], state["W_dec"], state["b_dec"])
+        if float(np.std(r)) < _NO_SIGNAL:
+            raise RuntimeError(
+                "Regrower: the residual stream has no signal (std < 1e-9): the SAE reconstructs "
+                "these activations exactly, so there is nothing to regrow from"
+            )
+        centroids, sizes = _kmeans(r, k, self.n_init, self.seed)
+        state = {name: arr.copy() for name, arr in state.items()}
+        slots = []
+        for fid, c, size in zip(zeroed, centroids, sizes, strict=True):
+            norm = float(np.linalg.norm(c))
+            if size == 0 or norm < 1e-12:
+                slots.append(RegrowSlot(fid, int(size), 0.0, 0.0))
+                continue
+            u = c / norm
+            state["W_dec"][fid, :] = u
+            state["W_enc"][:, fid] = u
+            state["b_enc"][fid] = 0
+            slots.append(
+                RegrowSlot(
+                    fid,
+                    int(size),
+                    round6(float(np.linalg.norm(state["W_dec"][fid].astype(np.float64)))) or 0.0,
+                    round6(float(np.linalg.norm(state["W_enc"][:, fid].astype(np.float64)))) or 0.0,
+                )
+            )
+        self._state = state
+        self._plan = RegrowPlan(str(self.strategy), t, tuple(zeroed), ids, tuple(slots))
+        return self._plan
+
+    def apply(
+        self,
+        plan: RegrowPlan | None = None,
+        output_checkpoint: str | os.PathLike[str] | None = None,
+    ) -> RegrowResult:
+        """Write the regrown checkpoint atomically to ``output_checkpoint`` (every
+        tensor and dtype of the source kept) and report it."""
+        if output_checkpoint is None:
+            raise CompressionError("Regrower.apply: output_checkpoint is required")
+        src = Path(self.sae_checkpoint)
+        out = Path(output_checkpoint).resolve()
+        if out == src.resolve():
+            raise CompressionError(
+                f"Regrower.apply: output_checkpoint {str(out)!r} must differ from the source "
+                "(the input checkpoint is never modified)"
+            )
+        own = self.plan()
+        # 0.0.1 wrote this instance's tensors whatever plan was passed; refuse a
+        # plan the tensors do not match instead of reporting it.
+        if plan is not None and plan != own:
+            raise CompressionError(
+                "Regrower.apply: the plan was not produced by this Regrower's plan(); the "
+                "tensors written always come from this instance's plan"
+            )
+        state = self._state if self._state is not None else _load_state(src)
+        from safetensors.numpy import save
+
+        atomic_write_bytes(out, save(state))
+        report = RegrowReport(
+            source_checkpoint=str(self.sae_checkpoint),
+            source_checkpoint_sha256=sha256_file(src),
+            output_checkpoint=str(out),
+            output_checkpoint_sha256=sha256_file(out),
+            strategy=str(self.strategy),
+            plan=own,
+            n_slots_repopulated=sum(1 for s in own.slots if s.cluster_size > 0),
+            n_slots_left_zero=sum(1 for s in own.slots if s.cluster_size == 0),
+            strategy_params={"seed": self.seed, "n_init": self.n_init},
+            provenance=dict(self._provenance),
+        )
+        return RegrowResult(own, report, out, self._debug_dictionary(out))
+
+    def run(self, output_checkpoint: str | os.PathLike[str]) -> RegrowResult:
+        return self.apply(self.plan(), output_checkpoint)
+
+    def _debug_dictionary(self, out: Path) -> Dictionary:
+        """The first (≤ 8) regrown slots as a Dictionary, for a quick look."""
+        from polygram.sae import from_sae_lens, load_sae_safetensors
+
+        ids = sorted(self.zeroed)[:8] or list(range(8))
+        n = _n_features(out)
+        ids = [i for i in ids if i < n]
+        name = self._provenance.get(
+            "compression_report_dictionary_name", f"Regrown_{_safe_stem(Path(self.sae_checkpoint))}"
+        )
+        records = load_sae_safetensors(out, feature_ids=ids)
+        return from_sae_lens(records, ids, assign_gamma=True, name=name)[0]
