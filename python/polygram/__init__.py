@@ -12,6 +12,13 @@ from polygram.behavioural import (
     ValidationSummary,
 )
 from polygram.cancellation import Cancellation, CancellationResult
+from polygram.compression import (
+    ClusterPlan,
+    CompressionPlan,
+    CompressionReport,
+    CompressionResult,
+    Compressor,
+)
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
@@ -32,8 +39,13 @@ __all__ = [
     "BatchRun",
     "BucketStats",
     "Cancellation",
-    "CandidatePair",
     "CancellationResult",
+    "CandidatePair",
+    "ClusterPlan",
+    "CompressionPlan",
+    "CompressionReport",
+    "CompressionResult",
+    "Compressor",
     "Dictionary",
     "Experiment",
     "ExperimentResult",

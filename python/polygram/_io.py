@@ -6,11 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from polygram.errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_dir", "sha256_file"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "ensure_dir",
+    "sha256_file",
+]
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -27,7 +34,11 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """``write(temp_path)`` fills a temp file beside ``path``, which then
+    replaces ``path`` in one rename; on any error the temp file is removed.
+    For writers that want a file name (e.g. ``safetensors.numpy.save_file``)
+    rather than bytes held in memory."""
     p = Path(path)
     ensure_dir(p.parent if str(p.parent) else ".")
     try:
@@ -35,14 +46,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as e:
         raise OutputError(f"cannot write {str(p)!r}: {e.strerror or e}") from e
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        os.close(fd)
+        write(Path(tmp))
         os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -1,0 +1,381 @@
+"""``Compressor``: confirmed redundant pairs → one live feature per cluster
+(spec 11 §§1–4).
+
+``plan()`` turns the report's ``confirmed`` pairs into connected components
+(Rust union-find) and picks a representative per component; ``apply()``
+silences the other members in a *new* checkpoint.  Components rather than
+pair-by-pair edits make the result independent of pair order: when confirmed
+pairs form a clique, each non-representative is silenced exactly once.
+
+Fire counts and KL values are attributed by the pair's own ``i``/``j``
+(``n_fires_i`` → ``p.i``).  Polygram 0.0.1 attributed them by
+``min(i, j)``/``max(i, j)``, which swaps them whenever a stored pair has
+``i > j`` (see docs/port-notes.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from numbers import Integral
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from polygram._io import atomic_write_with, sha256_file
+from polygram.behavioural.report import CandidatePair, ValidationReport
+from polygram.compression.clusters import connected_components
+from polygram.compression.report import (
+    ClusterPlan,
+    CompressionPlan,
+    CompressionReport,
+    CompressionResult,
+)
+from polygram.compression.strategies import (
+    MERGE_MODES,
+    STRATEGIES,
+    merge_strategy,
+    row_norms,
+    zero_strategy,
+)
+from polygram.errors import CompressionError, missing
+from polygram.sae.checkpoint import CANONICAL_KEYS, check_sae_shapes, load_sae_checkpoint
+
+if TYPE_CHECKING:
+    from polygram.dictionary import Dictionary
+
+__all__ = ["REP_SELECTIONS", "Compressor", "fire_totals"]
+
+REP_SELECTIONS: tuple[str, ...] = ("n_fires", "scale_aware")
+_DEBUG_FEATURES = 8  # the debugging Dictionary covers the first ≤ 8 report ids
+_EPS = 1e-8
+
+
+def fire_totals(pairs: Any, cluster_of: Mapping[int, int] | None = None) -> dict[int, int]:
+    """Σ fire counts per feature: ``n_fires_i`` to ``p.i``, ``n_fires_j`` to ``p.j``.
+
+    With ``cluster_of`` only pairs whose two ends lie in the same cluster count.
+    """
+    tot: dict[int, int] = defaultdict(int)
+    for p in pairs:
+        if cluster_of is not None:
+            ci = cluster_of.get(p.i)
+            if ci is None or cluster_of.get(p.j) != ci:
+                continue
+        tot[p.i] += int(p.n_fires_i)
+        tot[p.j] += int(p.n_fires_j)
+    return dict(tot)
+
+
+def _ablation_values(
+    pairs: tuple[CandidatePair, ...], cluster_of: Mapping[int, int]
+) -> dict[int, list[float]]:
+    """Finite ``kl_ablate_*`` values per feature over within-cluster pairs."""
+    vals: dict[int, list[float]] = defaultdict(list)
+    for p in pairs:
+        ci = cluster_of.get(p.i)
+        if ci is None or cluster_of.get(p.j) != ci:
+            continue
+        for fid, v in ((p.i, p.kl_ablate_i), (p.j, p.kl_ablate_j)):
+            if math.isfinite(float(v)):
+                vals[fid].append(float(v))
+    return dict(vals)
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo < _EPS:
+        return np.zeros_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def _argmax_lowest(members: tuple[int, ...], scores: Any) -> int:
+    """The member with the highest score; ties → the lowest fid."""
+    best = members[0]
+    best_score = scores[0]
+    for m, s in zip(members[1:], scores[1:]):
+        if s > best_score or (s == best_score and m < best):
+            best, best_score = m, s
+    return best
+
+
+@dataclass
+class Compressor:
+    """Plan and apply the compression of one validation report's confirmed pairs.
+
+    ``strategy`` ∈ {``zero``, ``merge``}; ``rep_selection`` ∈ {``n_fires``,
+    ``scale_aware``}; ``merge_mode`` ∈ {``freq_weighted``, ``simple_mean``}
+    (checked even for ``zero``); ``representatives`` overrides the chosen
+    representative of named clusters (``{cluster_id: fid}``).  ``plan()`` is
+    memoised on the instance: change a field afterwards and build a new
+    ``Compressor`` instead.
+    """
+
+    validation_report: ValidationReport
+    sae_checkpoint: str | os.PathLike[str]
+    strategy: Literal["zero", "merge"] = "zero"
+    rep_selection: Literal["n_fires", "scale_aware"] = "n_fires"
+    merge_mode: Literal["freq_weighted", "simple_mean"] = "freq_weighted"
+    representatives: dict[int, int] | None = None
+    _plan: CompressionPlan | None = field(default=None, init=False, repr=False, compare=False)
+    _w_dec: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _src: Path = field(default=Path(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.validation_report, ValidationReport):
+            raise TypeError(
+                f"Compressor.validation_report: got {type(self.validation_report).__name__}; "
+                "expected a ValidationReport"
+            )
+        if not isinstance(self.sae_checkpoint, (str, os.PathLike)):
+            raise TypeError(
+                f"Compressor.sae_checkpoint: got {type(self.sae_checkpoint).__name__}; "
+                "expected a path"
+            )
+        self.sae_checkpoint = Path(self.sae_checkpoint)
+        if not self.sae_checkpoint.is_file():
+            raise CompressionError(f"SAE checkpoint not found: {self.sae_checkpoint}")
+        self._src = self.sae_checkpoint
+        for name, value, allowed in (
+            ("strategy", self.strategy, STRATEGIES),
+            ("rep_selection", self.rep_selection, REP_SELECTIONS),
+            ("merge_mode", self.merge_mode, MERGE_MODES),
+        ):
+            if value not in allowed:
+                raise CompressionError(
+                    f"unsupported {name} {value!r}; allowed: {', '.join(allowed)}"
+                )
+        if self.representatives is not None:
+            self._check_overrides(self.representatives)
+
+    # ----------------------------------------------------------------- plan
+    def _check_overrides(self, reps: Any) -> None:
+        if not isinstance(reps, Mapping):
+            raise CompressionError(
+                f"representatives: got {type(reps).__name__}; expected a mapping "
+                "cluster_id → feature id"
+            )
+        clusters = {c.cluster_id: c for c in self._default_clusters()}
+        checked: dict[int, int] = {}
+        for k, v in reps.items():
+            if isinstance(k, bool) or not isinstance(k, Integral) or int(k) not in clusters:
+                raise CompressionError(
+                    f"representatives: cluster_id={k!r} is not a cluster of this report; "
+                    f"known cluster ids: {sorted(clusters)}"
+                )
+            c = clusters[int(k)]
+            if isinstance(v, bool) or not isinstance(v, Integral) or int(v) not in c.members:
+                raise CompressionError(
+                    f"representatives: feature {v!r} is not a member of cluster "
+                    f"{c.cluster_id} (members {list(c.members)})"
+                )
+            checked[int(k)] = int(v)
+        self.representatives = checked
+
+    def _default_clusters(self) -> list[ClusterPlan]:
+        """Clusters with the rule-chosen representative (no overrides)."""
+        report = self.validation_report
+        components = connected_components(list(report.confirmed))
+        cluster_of = {fid: cid for cid, comp in enumerate(components) for fid in comp}
+        fires = fire_totals(report.pairs, cluster_of)
+        kl = (
+            _ablation_values(report.pairs, cluster_of)
+            if self.rep_selection == "scale_aware"
+            else {}
+        )
+        out = []
+        for cid, members in enumerate(components):
+            if self.rep_selection == "scale_aware":
+                rep = self._scale_aware_rep(cid, members, fires, kl)
+            else:
+                rep = _argmax_lowest(members, [fires.get(m, 0) for m in members])
+            out.append(ClusterPlan(cid, members, rep, tuple(m for m in members if m != rep)))
+        return out
+
+    def _decoder(self) -> np.ndarray:
+        if self._w_dec is None:
+            self._w_dec = load_sae_checkpoint(self._src, keys=("W_dec",))["W_dec"]
+        return self._w_dec
+
+    def _scale_aware_rep(
+        self,
+        cid: int,
+        members: tuple[int, ...],
+        fires: Mapping[int, int],
+        kl: Mapping[int, list[float]],
+    ) -> int:
+        """0.4·norm proximity to the cluster median + 0.4·min-max ablation KL
+        + 0.2·min-max log fires; argmax, ties → lowest fid."""
+        w_dec = self._decoder()
+        bad = [m for m in members if not 0 <= m < w_dec.shape[0]]
+        if bad:
+            raise IndexError(
+                f"cluster {cid}: feature id(s) {bad} out of range; {str(self.sae_checkpoint)!r} "
+                f"holds features 0..{w_dec.shape[0] - 1}"
+            )
+        norms = row_norms(w_dec, members)
+        med = float(np.median(norms))
+        prox = np.clip(1.0 - np.abs(norms - med) / (med + _EPS), 0.0, 1.0)
+        if not any(kl.get(m) for m in members):
+            warnings.warn(
+                f"scale_aware: cluster {cid} (members {list(members)}) has no finite "
+                "kl_ablate value; falling back to n_fires-only scoring for its ablation term",
+                UserWarning,
+                stacklevel=4,
+            )
+            abl = np.zeros(len(members))
+        else:
+            abl = _minmax(np.array([math.fsum(kl.get(m, [])) for m in members]))
+        lf = _minmax(np.log(np.array([float(fires.get(m, 0)) for m in members]) + _EPS))
+        score = 0.4 * prox + 0.4 * abl + 0.2 * lf
+        return _argmax_lowest(members, score.tolist())
+
+    def plan(self) -> CompressionPlan:
+        """The clusters of the confirmed pairs and who represents each (memoised)."""
+        if self._plan is None:
+            clusters = self._default_clusters()
+            reps = self.representatives or {}
+            clusters = [
+                replace(
+                    c,
+                    representative=reps[c.cluster_id],
+                    zeroed=tuple(m for m in c.members if m != reps[c.cluster_id]),
+                )
+                if c.cluster_id in reps
+                else c
+                for c in clusters
+            ]
+            self._plan = CompressionPlan(tuple(clusters), tuple(self.validation_report.feature_ids))
+        return self._plan
+
+    # ---------------------------------------------------------------- apply
+    def apply(
+        self,
+        plan: CompressionPlan | None = None,
+        output_checkpoint: str | os.PathLike[str] | None = None,
+    ) -> CompressionResult:
+        """Write the compressed checkpoint (only the four canonical tensors,
+        float32) atomically to ``output_checkpoint`` and report on it."""
+        if output_checkpoint is None:
+            raise CompressionError("output_checkpoint is required")
+        plan = self.plan() if plan is None else plan
+        if not isinstance(plan, CompressionPlan):
+            raise TypeError(f"plan: got {type(plan).__name__}; expected a CompressionPlan")
+        src = self._src
+        out = Path(output_checkpoint).resolve()
+        if out == src.resolve():
+            raise CompressionError(
+                f"output_checkpoint {str(out)!r} must differ from the source checkpoint "
+                "(the source is never rewritten in place)"
+            )
+        arrays = load_sae_checkpoint(src, CANONICAL_KEYS)
+        check_sae_shapes(src, arrays)
+        source_sha = sha256_file(src)
+        w_src = arrays["W_dec"]
+
+        n = w_src.shape[0]
+        for c in plan.clusters:
+            bad = [m for m in c.members if not 0 <= m < n]
+            if bad:
+                raise IndexError(
+                    f"cluster {c.cluster_id}: feature id(s) {bad} out of range; "
+                    f"{str(src)!r} holds features 0..{n - 1}"
+                )
+        member_norms = {c.cluster_id: row_norms(w_src, c.members) for c in plan.clusters}
+
+        merged: dict[int, float] = {}
+        if self.strategy == "merge":
+            fires = fire_totals(self.validation_report.pairs)
+            new, merged = merge_strategy(arrays, plan, fires, self.merge_mode)
+        else:
+            new = zero_strategy(arrays, plan)
+        del arrays
+
+        clusters = tuple(
+            replace(
+                c,
+                cluster_norm_mean=float(np.mean(member_norms[c.cluster_id])),
+                cluster_norm_std=float(np.std(member_norms[c.cluster_id])),
+                merged_norm=merged.get(c.cluster_id),
+            )
+            for c in plan.clusters
+        )
+        patched = CompressionPlan(clusters, plan.feature_ids)
+        ratio = _scale_ratio(patched, w_src, self.strategy)
+        dictionary = self._debug_dictionary(patched, new["W_dec"])
+
+        safetensors_numpy = _safetensors_numpy()
+        atomic_write_with(
+            out,
+            lambda tmp: safetensors_numpy.save_file({k: new[k] for k in CANONICAL_KEYS}, tmp),
+        )
+        report = CompressionReport(
+            source_checkpoint=str(self.sae_checkpoint),
+            source_checkpoint_sha256=source_sha,
+            output_checkpoint=str(out),
+            output_checkpoint_sha256=sha256_file(out),
+            validation_report_dictionary_name=self.validation_report.dictionary_name,
+            validation_report_schema_version=int(self.validation_report.schema_version),
+            strategy=self.strategy,
+            plan=patched,
+            n_features_zeroed=patched.n_features_zeroed,
+            n_features_kept=len(clusters),
+            n_clusters=len(clusters),
+            scale_compression_ratio=ratio,
+        )
+        return CompressionResult(patched, report, out, dictionary)
+
+    def run(self, output_checkpoint: str | os.PathLike[str]) -> CompressionResult:
+        """``apply(plan(), output_checkpoint)``."""
+        return self.apply(self.plan(), output_checkpoint)
+
+    def _debug_dictionary(self, plan: CompressionPlan, w_dec: np.ndarray) -> Dictionary | None:
+        """A Dictionary over the first ≤ 8 report ids, from the rows being
+        written (zeroed features included, as all-zero projections)."""
+        from polygram.sae import from_sae_lens
+        from polygram.sae.records import SAEFeatureRecord
+
+        ids = list(plan.feature_ids[:_DEBUG_FEATURES])
+        if not ids:
+            return None
+        bad = [f for f in ids if not 0 <= f < w_dec.shape[0]]
+        if bad:
+            raise IndexError(
+                f"validation_report.feature_ids: {bad} out of range; "
+                f"{str(self.sae_checkpoint)!r} holds features 0..{w_dec.shape[0] - 1}"
+            )
+        records = {f: SAEFeatureRecord(f, f"feat_{f}", w_dec[f]) for f in ids}
+        dictionary, _ = from_sae_lens(
+            records, ids, assign_gamma=True, name=self.validation_report.dictionary_name
+        )
+        return dictionary
+
+
+def _scale_ratio(plan: CompressionPlan, w_src: np.ndarray, strategy: str) -> float:
+    """Preserved / source decoder-norm mass over clustered members only."""
+    if not plan.clusters:
+        return 1.0
+    denom = 0.0
+    kept = 0.0
+    for c in plan.clusters:
+        norms = row_norms(w_src, c.members)
+        denom += float(norms.sum())
+        if strategy == "merge":
+            assert c.merged_norm is not None
+            kept += c.merged_norm * len(c.members)
+        else:
+            kept += float(np.linalg.norm(w_src[c.representative].astype(np.float64)))
+    return 1.0 if denom <= 0 else kept / denom
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise missing("safetensors", "sae", "writing SAE checkpoints") from None
+    return safetensors.numpy
