@@ -67,3 +67,27 @@ def connected_components(
     edges: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Components of an (E, 2) edge array as CSR ``(members, offsets)``."""
+
+def cosine_pair_graph(rows: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.int64]:
+    """Every ``(a, b)``, ``a < b``, of unit-normalised rows with ``cos >= threshold``."""
+
+def select_panels(
+    rows: npt.NDArray[np.float32],
+    priority: npt.NDArray[np.float64],
+    edges: npt.NDArray[np.int64],
+    panel_size: int,
+    n_visits: int,
+    n_panels_max: int,
+    coverage_target: float,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    float,
+    int,
+    int,
+    bool,
+]:
+    """Greedy seeded panels: ``(anchors, members, offsets, cosines, coverage,
+    n_covered, n_edges, single_feature)`` in row positions."""

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod error;
 pub mod gates;
 pub mod gram;
+pub mod panels;
 pub mod scan;
 pub mod tiers;
 pub mod union_find;

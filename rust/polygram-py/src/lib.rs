@@ -11,6 +11,7 @@ use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
 };
+use polygram_core::panels::{self, PanelParams};
 use polygram_core::scan::{self, Axis, SWEEP_STATS};
 use polygram_core::tiers::Tiers;
 use polygram_core::{gram, union_find, Encoding, Entangler, Error, Hea, Rotation, C64};
@@ -458,6 +459,127 @@ fn connected_components<'py>(
     ))
 }
 
+/// Rows of the pair graph between two Ctrl-C polls.
+const GRAPH_ROWS: usize = 1024;
+
+fn edge_list(field: &str, edges: &PyReadonlyArray2<'_, i64>) -> PyResult<Vec<(usize, usize)>> {
+    let e = edges.as_array();
+    if e.ncols() != 2 {
+        return Err(KernelError::new_err(format!(
+            "{field}: got shape ({}, {}); expected (n_edges, 2)",
+            e.nrows(),
+            e.ncols()
+        )));
+    }
+    e.rows()
+        .into_iter()
+        .enumerate()
+        .map(
+            |(k, r)| match (usize::try_from(r[0]), usize::try_from(r[1])) {
+                (Ok(a), Ok(b)) => Ok((a, b)),
+                _ => Err(KernelError::new_err(format!(
+                    "{field}: edge {k} is ({}, {}); positions must be >= 0",
+                    r[0], r[1]
+                ))),
+            },
+        )
+        .collect()
+}
+
+/// Signed-cosine pair graph of float32 decoder rows: every `(a, b)`, `a < b`,
+/// with `cos >= threshold`, as an `(E, 2)` int64 array in row-major order.
+#[pyfunction]
+fn cosine_pair_graph<'py>(
+    py: Python<'py>,
+    rows: PyReadonlyArray2<'py, f32>,
+    threshold: f64,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    panels::check_threshold(threshold).map_err(to_py)?;
+    let view = rows.as_array();
+    let unit = py.detach(|| pool()?.install(|| panels::unit_rows(view).map_err(to_py)))?;
+    let n = unit.nrows();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    chunked(py, n, GRAPH_ROWS, |r| {
+        pairs.extend(panels::pair_graph_rows(unit.view(), threshold, r));
+        Ok(())
+    })?;
+    let mut flat = Vec::with_capacity(pairs.len() * 2);
+    for (a, b) in pairs {
+        flat.push(a as i64);
+        flat.push(b as i64);
+    }
+    let e = flat.len() / 2;
+    let arr = Array2::from_shape_vec((e, 2), flat)
+        .map_err(|err| KernelError::new_err(format!("pair graph: {err}")))?;
+    Ok(arr.into_pyarray(py))
+}
+
+/// Greedy seeded panel selection.  Returns `(anchors, members, offsets,
+/// cosines, coverage, n_covered, n_edges, single_feature)`: panel `p` is
+/// `members[offsets[p]:offsets[p + 1]]` (ascending positions) and
+/// `cosines` is aligned with `members` (the anchor's own entry is NaN).
+#[pyfunction]
+#[pyo3(signature = (rows, priority, edges, panel_size, n_visits, n_panels_max, coverage_target))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn select_panels<'py>(
+    py: Python<'py>,
+    rows: PyReadonlyArray2<'py, f32>,
+    priority: PyReadonlyArray1<'py, f64>,
+    edges: PyReadonlyArray2<'py, i64>,
+    panel_size: usize,
+    n_visits: usize,
+    n_panels_max: usize,
+    coverage_target: f64,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+    f64,
+    usize,
+    usize,
+    bool,
+)> {
+    let edge_vec = edge_list("edges", &edges)?;
+    let (r, p) = (rows.as_array(), priority.as_array());
+    let params = PanelParams {
+        panel_size,
+        n_visits,
+        n_panels_max,
+        coverage_target,
+    };
+    let sel = py.detach(|| {
+        pool()?.install(|| panels::select_panels(r, p, &edge_vec, params).map_err(to_py))
+    })?;
+    let mut anchors = Vec::with_capacity(sel.panels.len());
+    let mut members = Vec::new();
+    let mut cosines = Vec::new();
+    let mut offsets = vec![0i64];
+    for panel in &sel.panels {
+        anchors.push(panel.anchor as i64);
+        let mut others = panel.cosines.iter();
+        for &m in &panel.members {
+            members.push(m as i64);
+            cosines.push(if m == panel.anchor {
+                f64::NAN
+            } else {
+                *others.next().unwrap_or(&f64::NAN)
+            });
+        }
+        offsets.push(members.len() as i64);
+    }
+    Ok((
+        Array1::from(anchors).into_pyarray(py),
+        Array1::from(members).into_pyarray(py),
+        Array1::from(offsets).into_pyarray(py),
+        Array1::from(cosines).into_pyarray(py),
+        sel.coverage,
+        sel.n_covered,
+        sel.n_edges,
+        sel.single_feature,
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("KernelError", m.py().get_type::<KernelError>())?;
@@ -467,5 +589,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(connected_components, m)?)?;
+    m.add_function(wrap_pyfunction!(cosine_pair_graph, m)?)?;
+    m.add_function(wrap_pyfunction!(select_panels, m)?)?;
     Ok(())
 }

@@ -1,0 +1,502 @@
+//! The epoch compressor's decoder geometry (spec 13 §3.2 steps 2–3): the
+//! signed-cosine pair graph over an SAE's decoder rows and the greedy seeded
+//! selection of overlapping ≤8-feature panels that covers it.
+//!
+//! Rows are indexed by position `0..n` (the caller's eligible-set order);
+//! ties are always broken by the lower position, so the caller gets the
+//! upstream "stable sort" order when positions ascend with feature id.
+
+use std::cmp::Ordering;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// A row whose L2 norm is below this is left unscaled (divided by 1).
+pub const ZERO_NORM: f64 = 1e-12;
+/// Rows of the left operand per parallel work item of the pair graph.
+const ROW_BLOCK: usize = 64;
+/// Columns per GEMM tile, so a block never holds more than `ROW_BLOCK × COL_CHUNK` cosines.
+const COL_CHUNK: usize = 2048;
+
+fn check_finite_rows(field: &str, rows: ArrayView2<'_, f32>) -> Result<()> {
+    if let Some(((r, c), v)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            field,
+            format!("entry [{r}, {c}] is {v}; decoder rows must be finite"),
+        ));
+    }
+    Ok(())
+}
+
+/// Unit-normalised copy of `rows` (float32, like upstream); a row with norm
+/// below [`ZERO_NORM`] is divided by 1, so an all-zero row stays zero.
+pub fn unit_rows(rows: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+    check_finite_rows("rows", rows)?;
+    let mut out = rows.to_owned();
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut row| {
+            let norm = row
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+                .sqrt();
+            let norm = if norm < ZERO_NORM { 1.0 } else { norm as f32 };
+            row.mapv_inplace(|v| v / norm);
+        });
+    Ok(out)
+}
+
+/// Pairs `(a, b)`, `a < b`, `a` in `a_rows`, with `cos(a, b) >= threshold`
+/// over already unit-normalised rows, in row-major order.  Parallel over
+/// blocks of `a` rows; each block multiplies against the later rows in
+/// column tiles, so no `n × n` matrix is ever held.
+pub fn pair_graph_rows(
+    unit: ArrayView2<'_, f32>,
+    threshold: f64,
+    a_rows: std::ops::Range<usize>,
+) -> Vec<(usize, usize)> {
+    let n = unit.nrows();
+    let a_rows = a_rows.start.min(n)..a_rows.end.min(n);
+    let starts: Vec<usize> = a_rows.clone().step_by(ROW_BLOCK).collect();
+    let blocks: Vec<Vec<(usize, usize)>> = starts
+        .par_iter()
+        .map(|&a0| {
+            let a1 = (a0 + ROW_BLOCK).min(a_rows.end);
+            let left = unit.slice(s![a0..a1, ..]);
+            let mut per_row: Vec<Vec<(usize, usize)>> = vec![Vec::new(); a1 - a0];
+            // columns before a0 + 1 hold only b <= a: start at the first b > a0
+            let mut c0 = a0 + 1;
+            let mut tile = Array2::<f32>::zeros((a1 - a0, COL_CHUNK.min(n)));
+            while c0 < n {
+                let c1 = (c0 + COL_CHUNK).min(n);
+                let right = unit.slice(s![c0..c1, ..]);
+                let mut t = tile.slice_mut(s![.., ..c1 - c0]);
+                general_mat_mul(1.0, &left, &right.t(), 0.0, &mut t);
+                for (i, row) in t.outer_iter().enumerate() {
+                    let a = a0 + i;
+                    let first = (a + 1).max(c0);
+                    for b in first..c1 {
+                        if f64::from(row[b - c0]) >= threshold {
+                            per_row[i].push((a, b));
+                        }
+                    }
+                }
+                c0 = c1;
+            }
+            per_row.concat()
+        })
+        .collect();
+    blocks.concat()
+}
+
+/// The full signed-cosine pair graph of `rows` (normalised here).
+pub fn cosine_pair_graph(rows: ArrayView2<'_, f32>, threshold: f64) -> Result<Vec<(usize, usize)>> {
+    check_threshold(threshold)?;
+    let unit = unit_rows(rows)?;
+    Ok(pair_graph_rows(unit.view(), threshold, 0..unit.nrows()))
+}
+
+/// `threshold` must be a number (a NaN would silently give no edges).
+pub fn check_threshold(threshold: f64) -> Result<()> {
+    if threshold.is_nan() {
+        return Err(Error::invalid(
+            "threshold",
+            "got NaN; expected a cosine threshold (a number, normally in [-1, 1])",
+        ));
+    }
+    Ok(())
+}
+
+/// Knobs of the greedy panel selection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PanelParams {
+    /// Features per panel (anchor + `panel_size − 1` neighbours); 0.0.1 uses 8.
+    pub panel_size: usize,
+    /// A feature joins at most this many panels.
+    pub n_visits: usize,
+    /// Stop after this many panels.
+    pub n_panels_max: usize,
+    /// Stop once this fraction of the graph's edges lies inside some panel.
+    pub coverage_target: f64,
+}
+
+/// One selected panel, in row positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    pub anchor: usize,
+    /// Ascending positions, anchor included.
+    pub members: Vec<usize>,
+    /// Cosine to the anchor of each non-anchor member, in `members` order.
+    pub cosines: Vec<f64>,
+}
+
+/// The panels and how much of the graph they cover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelSelection {
+    pub panels: Vec<Panel>,
+    /// Covered edges / all edges after the last panel (1.0 for an empty graph).
+    pub coverage: f64,
+    pub n_covered: usize,
+    pub n_edges: usize,
+    /// The first anchor had no neighbour at all (a one-row eligible set), so
+    /// a single-feature panel was emitted and selection stopped; the caller
+    /// warns.
+    pub single_feature: bool,
+}
+
+fn check_params(p: &PanelParams) -> Result<()> {
+    if p.panel_size < 1 {
+        return Err(Error::invalid("panel_size", "got 0; must be >= 1"));
+    }
+    if p.n_visits < 1 {
+        return Err(Error::invalid(
+            "n_visits_per_feature",
+            "got 0; must be >= 1",
+        ));
+    }
+    if p.n_panels_max < 1 {
+        return Err(Error::invalid("n_panels_max", "got 0; must be >= 1"));
+    }
+    if !(p.coverage_target > 0.0 && p.coverage_target <= 1.0) {
+        return Err(Error::invalid(
+            "coverage_target",
+            format!("got {}; must satisfy 0 < x <= 1", p.coverage_target),
+        ));
+    }
+    Ok(())
+}
+
+/// Descending by value, ties by ascending position (a stable descending sort).
+fn desc_then_pos(a: (f64, usize), b: (f64, usize)) -> Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(Ordering::Equal)
+        .then(a.1.cmp(&b.1))
+}
+
+/// Greedy seeded panel selection (spec 13 §3.2 step 3).
+///
+/// Anchors are taken by `priority` descending (ties: lower position first),
+/// skipping any at the visit cap.  An anchor's neighbours are the first
+/// `panel_size − 1` rows by descending cosine to it (ties: lower position),
+/// skipping the anchor and rows at the visit cap; **no** threshold applies
+/// to neighbours — `edges` (pairs of positions, the cosine graph) only
+/// define coverage.  Every member's visit count rises by one, and every
+/// member pair that is an edge becomes covered.  Selection stops at
+/// `n_panels_max` panels or once coverage reaches `coverage_target`.
+pub fn select_panels(
+    rows: ArrayView2<'_, f32>,
+    priority: ArrayView1<'_, f64>,
+    edges: &[(usize, usize)],
+    params: PanelParams,
+) -> Result<PanelSelection> {
+    check_params(&params)?;
+    let n = rows.nrows();
+    if priority.len() != n {
+        return Err(Error::invalid(
+            "priority",
+            format!(
+                "has {} entries for {n} rows; expected one per row",
+                priority.len()
+            ),
+        ));
+    }
+    if let Some((k, v)) = priority.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            "priority",
+            format!("entry {k} is {v}; priorities must be finite"),
+        ));
+    }
+    let unit = unit_rows(rows)?;
+    // edges as sorted unique keys a·n + b (a < b): coverage lookups by binary search
+    let mut keys = Vec::with_capacity(edges.len());
+    for (k, &(a, b)) in edges.iter().enumerate() {
+        if a >= n || b >= n || a == b {
+            return Err(Error::invalid(
+                "edges",
+                format!(
+                    "edge {k} is ({a}, {b}); positions must be distinct and < {n} (the row count)"
+                ),
+            ));
+        }
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        keys.push(lo as u128 * n as u128 + hi as u128);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let n_edges = keys.len();
+    let mut covered = vec![false; n_edges];
+    let mut n_covered = 0usize;
+    let coverage_of = |c: usize| {
+        if n_edges == 0 {
+            1.0
+        } else {
+            c as f64 / n_edges as f64
+        }
+    };
+
+    let mut queue: Vec<usize> = (0..n).collect();
+    queue.sort_by(|&a, &b| desc_then_pos((priority[a], a), (priority[b], b)));
+    let mut visits = vec![0usize; n];
+    let mut panels: Vec<Panel> = Vec::new();
+    let mut single_feature = false;
+    let want = params.panel_size - 1;
+
+    for &anchor in &queue {
+        if visits[anchor] >= params.n_visits {
+            continue;
+        }
+        let u = unit.row(anchor);
+        let sims: Vec<f64> = unit
+            .axis_iter(Axis(0))
+            .into_par_iter()
+            .map(|r| {
+                r.iter()
+                    .zip(u.iter())
+                    .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                    .sum::<f64>()
+            })
+            .collect();
+        let mut cand: Vec<(f64, usize)> = (0..n)
+            .filter(|&b| b != anchor && visits[b] < params.n_visits)
+            .map(|b| (sims[b], b))
+            .collect();
+        // the first `want` of a stable descending sort, without sorting all
+        if cand.len() > want && want > 0 {
+            cand.select_nth_unstable_by(want - 1, |&a, &b| desc_then_pos(a, b));
+        }
+        cand.truncate(want);
+        cand.sort_by(|&a, &b| desc_then_pos(a, b));
+        if cand.is_empty() {
+            if panels.is_empty() {
+                visits[anchor] += 1;
+                panels.push(Panel {
+                    anchor,
+                    members: vec![anchor],
+                    cosines: Vec::new(),
+                });
+                single_feature = true;
+                break;
+            }
+            continue;
+        }
+        let mut members: Vec<usize> = cand.iter().map(|&(_, b)| b).collect();
+        members.push(anchor);
+        members.sort_unstable();
+        for &m in &members {
+            visits[m] += 1;
+        }
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let key = a as u128 * n as u128 + b as u128;
+                if let Ok(k) = keys.binary_search(&key) {
+                    if !covered[k] {
+                        covered[k] = true;
+                        n_covered += 1;
+                    }
+                }
+            }
+        }
+        let cosines = members
+            .iter()
+            .filter(|&&m| m != anchor)
+            .map(|&m| sims[m])
+            .collect();
+        panels.push(Panel {
+            anchor,
+            members,
+            cosines,
+        });
+        if panels.len() >= params.n_panels_max || coverage_of(n_covered) >= params.coverage_target {
+            break;
+        }
+    }
+    Ok(PanelSelection {
+        panels,
+        coverage: coverage_of(n_covered),
+        n_covered,
+        n_edges,
+        single_feature,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array1};
+
+    fn params(panel_size: usize, n_visits: usize, n_panels_max: usize, target: f64) -> PanelParams {
+        PanelParams {
+            panel_size,
+            n_visits,
+            n_panels_max,
+            coverage_target: target,
+        }
+    }
+
+    /// Deterministic pseudo-random rows (xorshift), no extra dependency.
+    fn rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
+        let mut s = seed.max(1);
+        Array2::from_shape_fn((n, d), |_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+        })
+    }
+
+    fn brute_graph(r: &Array2<f32>, thr: f64) -> Vec<(usize, usize)> {
+        let n = r.nrows();
+        let unit: Vec<Vec<f64>> = r
+            .outer_iter()
+            .map(|row| {
+                let nrm = row
+                    .iter()
+                    .map(|&v| f64::from(v).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                let nrm = if nrm < ZERO_NORM { 1.0 } else { nrm };
+                row.iter().map(|&v| f64::from(v) / nrm).collect()
+            })
+            .collect();
+        let mut out = Vec::new();
+        for a in 0..n {
+            for b in a + 1..n {
+                let c: f64 = unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum();
+                if c >= thr {
+                    out.push((a, b));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn graph_matches_brute_force_across_tiles() {
+        // more rows than one row block and one column tile
+        let r = rows(2300, 6, 7);
+        let got = cosine_pair_graph(r.view(), 0.8).unwrap();
+        let want = brute_graph(&r, 0.8);
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn graph_signed_cosine_and_zero_rows() {
+        let r = array![
+            [1.0f32, 0.0],
+            [-1.0, 0.0],
+            [0.0, 0.0],
+            [2.0, 0.0],
+            [0.0, 0.0]
+        ];
+        assert_eq!(cosine_pair_graph(r.view(), 0.5).unwrap(), vec![(0, 3)]);
+        // a zero row has cosine 0 with everything
+        assert_eq!(
+            cosine_pair_graph(r.view(), 0.0).unwrap(),
+            vec![
+                (0, 2),
+                (0, 3),
+                (0, 4),
+                (1, 2),
+                (1, 4),
+                (2, 3),
+                (2, 4),
+                (3, 4)
+            ]
+        );
+        assert!(cosine_pair_graph(r.view(), f64::NAN).is_err());
+        let bad = array![[f32::NAN, 0.0]];
+        assert!(cosine_pair_graph(bad.view(), 0.1).is_err());
+        let empty = Array2::<f32>::zeros((0, 4));
+        assert!(cosine_pair_graph(empty.view(), 0.1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn selection_first_anchor_is_top_priority_and_panels_are_full() {
+        let r = rows(40, 5, 3);
+        let prio = Array1::from_shape_fn(40, |k| (k % 7) as f64);
+        let edges = cosine_pair_graph(r.view(), 0.3).unwrap();
+        let sel = select_panels(r.view(), prio.view(), &edges, params(8, 3, 1000, 0.95)).unwrap();
+        // priority 6 first at the lowest position holding it
+        assert_eq!(sel.panels[0].anchor, 6);
+        for p in &sel.panels {
+            assert!(p.members.windows(2).all(|w| w[0] < w[1]));
+            assert!(p.members.contains(&p.anchor));
+            assert_eq!(p.cosines.len(), p.members.len() - 1);
+        }
+        assert_eq!(sel.panels[0].members.len(), 8);
+        let mut visits = [0usize; 40];
+        for p in &sel.panels {
+            for &m in &p.members {
+                visits[m] += 1;
+            }
+        }
+        assert!(visits.iter().all(|&v| v <= 3));
+        assert!(!sel.single_feature);
+    }
+
+    #[test]
+    fn empty_graph_gives_one_panel_and_single_row_warns() {
+        let r = rows(20, 4, 11);
+        let prio = Array1::<f64>::ones(20);
+        let sel = select_panels(r.view(), prio.view(), &[], params(8, 3, 1000, 0.95)).unwrap();
+        assert_eq!(sel.panels.len(), 1);
+        assert_eq!(sel.coverage, 1.0);
+        // ties: the anchor is position 0
+        assert_eq!(sel.panels[0].anchor, 0);
+
+        let one = rows(1, 4, 5);
+        let sel =
+            select_panels(one.view(), array![0.5].view(), &[], params(8, 3, 10, 0.5)).unwrap();
+        assert!(sel.single_feature);
+        assert_eq!(sel.panels.len(), 1);
+        assert_eq!(sel.panels[0].members, vec![0]);
+
+        let none = Array2::<f32>::zeros((0, 4));
+        let sel = select_panels(
+            none.view(),
+            Array1::<f64>::zeros(0).view(),
+            &[],
+            params(8, 3, 10, 0.5),
+        )
+        .unwrap();
+        assert!(sel.panels.is_empty());
+        assert_eq!(sel.coverage, 1.0);
+    }
+
+    #[test]
+    fn neighbours_ignore_the_threshold_and_ties_go_to_lower_positions() {
+        // anchor 0; rows 1..=3 identical (tied), row 4 anti-parallel
+        let r = array![
+            [1.0f32, 0.0],
+            [0.0, 1.0],
+            [0.0, 1.0],
+            [0.0, 1.0],
+            [-1.0, 0.0]
+        ];
+        let prio = array![9.0, 1.0, 1.0, 1.0, 1.0];
+        let sel = select_panels(r.view(), prio.view(), &[], params(3, 1, 1, 1.0)).unwrap();
+        assert_eq!(sel.panels[0].members, vec![0, 1, 2]);
+        assert_eq!(sel.panels[0].cosines, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let r = rows(4, 3, 1);
+        let p = Array1::<f64>::ones(4);
+        assert!(select_panels(r.view(), p.view(), &[(0, 4)], params(8, 3, 10, 0.5)).is_err());
+        assert!(select_panels(r.view(), p.view(), &[(1, 1)], params(8, 3, 10, 0.5)).is_err());
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 0, 10, 0.5)).is_err());
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, 0.0)).is_err());
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, f64::NAN)).is_err());
+        assert!(
+            select_panels(r.view(), Array1::ones(3).view(), &[], params(8, 3, 1, 1.0)).is_err()
+        );
+        let nan = array![f64::NAN, 1.0, 1.0, 1.0];
+        assert!(select_panels(r.view(), nan.view(), &[], params(8, 3, 1, 1.0)).is_err());
+    }
+}
