@@ -6,6 +6,7 @@ from __future__ import annotations
 from polygram._core import __version__  # the crate version is the package version
 from polygram.batch import BatchExperiment, BatchResults, BatchRun
 from polygram.behavioural import (
+    BehaviouralValidator,
     BucketStats,
     CandidatePair,
     ValidationReport,
@@ -37,6 +38,7 @@ __all__ = [
     "BatchExperiment",
     "BatchResults",
     "BatchRun",
+    "BehaviouralValidator",
     "BucketStats",
     "Cancellation",
     "CancellationResult",

@@ -13,8 +13,10 @@ from polygram.behavioural.report import (
     ValidationReport,
     ValidationSummary,
 )
+from polygram.behavioural.validator import BehaviouralValidator
 
 __all__ = [
+    "BehaviouralValidator",
     "BucketStats",
     "CandidatePair",
     "ValidationReport",

@@ -1,0 +1,190 @@
+"""``BehaviouralValidator``: does Polygram's predicted overlap rank real
+co-firing?  (spec 10 §2–§5)
+
+Two stages: :meth:`~BehaviouralValidator.predict` enumerates every panel
+pair with its polygram overlap ``|G_ij|²`` and decoder cos² (numpy and the
+safetensors row reader only, never torch); :meth:`~BehaviouralValidator.validate`
+runs the model — one baseline pass, then one ablation sweep per selected
+feature — and fills in co-firing and ablation-KL statistics
+(``polygram.behavioural.runtime``, imported lazily).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polygram.behavioural.report import CandidatePair, ValidationReport
+from polygram.dictionary import Dictionary
+from polygram.sae.records import selected_ids
+
+__all__ = ["LAYER_ZERO_NOTE", "MAX_FEATURES_PER_DICTIONARY", "BehaviouralValidator"]
+
+#: The rung-1 MPS capacity; a dictionary whose encoding declares a larger
+#: ``max_features`` is held to that instead.
+MAX_FEATURES_PER_DICTIONARY = 8
+
+LAYER_ZERO_NOTE = (
+    "layer=0 hooks the model input (the embeddings entering block 0), a structural dead "
+    "zone for ablation-KL: removing a feature there barely moves the next-token "
+    "distribution (upstream measured ≈5e-5 nats at block 0 against ≈1 nat at blocks 5 and "
+    "10 of GPT-2 small; see docs/research/deeper-layer-ablation-probe.md). Use a deeper "
+    "layer (>= 5 recommended, 10 for GPT-2 small), or pass allow_layer_zero=True to run "
+    "at layer 0 anyway."
+)
+
+
+def _unit_interval(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name}: got {value!r}; must be a number in [0, 1]")
+    return float(value)
+
+
+@dataclass
+class BehaviouralValidator:
+    """Validate a Polygram dictionary of SAE features against a real model.
+
+    ``dictionary`` is the Dictionary built from ``feature_ids`` (same order,
+    e.g. by ``from_sae_lens``); ``sae_checkpoint`` a local ``.safetensors``
+    holding ``W_enc, b_enc, W_dec, b_dec``; ``layer`` the block whose *input*
+    (residual stream before the block) the SAE reads.  A pair is confirmed
+    when ``polygram_overlap >= polygram_overlap_threshold``,
+    ``jaccard >= jaccard_threshold`` and ``n_both_fire >= min_both_fire``.
+    ``min_firing_rate`` only warns.  ``progress`` prints one stderr line per
+    stage and sweep.
+    """
+
+    dictionary: Dictionary
+    sae_checkpoint: str | os.PathLike[str]
+    feature_ids: Sequence[int]
+    prompts: Sequence[str]
+    layer: int
+    model_name: str = "gpt2"
+    polygram_overlap_threshold: float = 0.7
+    jaccard_threshold: float = 0.30
+    min_firing_rate: float = 0.01
+    min_both_fire: int = 5
+    allow_layer_zero: bool = False
+    device: str | None = None
+    progress: bool = True
+    _decoder_rows_cache: np.ndarray | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature_ids, str | bytes):
+            raise ValueError(
+                f"feature_ids: got {self.feature_ids!r}; expected a sequence of integers"
+            )
+        ids = list(self.feature_ids)
+        n_feat = len(self.dictionary.features)
+        if len(ids) != n_feat:
+            raise ValueError(
+                f"feature_ids: length {len(ids)} does not match the dictionary's "
+                f"{n_feat} features ({self.dictionary.name!r}); give one id per feature, "
+                "in dictionary order"
+            )
+        cap = max(
+            MAX_FEATURES_PER_DICTIONARY,
+            int(getattr(self.dictionary.encoding, "max_features", MAX_FEATURES_PER_DICTIONARY)),
+        )
+        if len(ids) > cap:
+            raise ValueError(
+                f"feature_ids: {len(ids)} features exceed the per-dictionary cap of {cap}"
+            )
+        self.feature_ids = selected_ids(ids)
+        for name in ("polygram_overlap_threshold", "jaccard_threshold", "min_firing_rate"):
+            setattr(self, name, _unit_interval(name, getattr(self, name)))
+        mbf = self.min_both_fire
+        if isinstance(mbf, bool) or not isinstance(mbf, Integral) or mbf < 1:
+            raise ValueError(f"min_both_fire: got {mbf!r}; must be an integer >= 1")
+        self.min_both_fire = int(mbf)
+        layer = self.layer
+        if isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0:
+            raise ValueError(f"layer: got {layer!r}; must be an integer >= 0 (a block index)")
+        self.layer = int(layer)
+        if self.layer == 0:
+            if not self.allow_layer_zero:
+                raise ValueError(LAYER_ZERO_NOTE)
+            warnings.warn(LAYER_ZERO_NOTE, RuntimeWarning, stacklevel=3)
+        if isinstance(self.prompts, str | bytes):
+            raise ValueError("prompts: got a single string; expected a sequence of prompts")
+        prompts = list(self.prompts)
+        if not prompts:
+            raise ValueError("prompts: empty; give at least one prompt")
+        bad = [k for k, p in enumerate(prompts) if not isinstance(p, str) or not p]
+        if bad:
+            raise ValueError(
+                f"prompts: entries {bad[:10]} are not non-empty strings; each prompt must be text"
+            )
+        self.prompts = prompts
+        ckpt = Path(self.sae_checkpoint)
+        if not ckpt.is_file():
+            raise ValueError(f"sae_checkpoint: {str(ckpt)!r} not found on disk (or not a file)")
+        self.sae_checkpoint = ckpt
+        if not isinstance(self.model_name, str) or not self.model_name:
+            raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
+
+    # ------------------------------------------------------------------ predict
+    def predict(self) -> list[CandidatePair]:
+        """Every panel pair ``a < b`` (row-major, panel order) with
+        ``polygram_overlap = |G_ab|²`` and decoder cos²; behavioural fields
+        NaN, counters 0, ``gate_pass`` False.  Never imports torch."""
+        from polygram.sae.safetensors_io import load_sae_safetensors
+
+        poly = np.abs(self.dictionary.gram()) ** 2
+        ids = list(self.feature_ids)
+        records = load_sae_safetensors(self.sae_checkpoint, feature_ids=ids)
+        rows = np.stack([np.asarray(records[f].projection, dtype=np.float64) for f in ids])
+        self._decoder_rows_cache = rows
+        sq_norms = np.einsum("ij,ij->i", rows, rows)
+        dots = rows @ rows.T
+        nan = math.nan
+        out = []
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                denom = float(sq_norms[a] * sq_norms[b])
+                cos2 = float(dots[a, b]) ** 2 / denom if denom > 0 else 0.0
+                out.append(
+                    CandidatePair(
+                        i=ids[a],
+                        j=ids[b],
+                        polygram_overlap=float(poly[a, b]),
+                        decoder_overlap=cos2,
+                        jaccard=nan,
+                        pearson_activation=nan,
+                        kl_ablate_i=nan,
+                        kl_ablate_j=nan,
+                        kl_ratio_paired=nan,
+                        kl_log_ratio_abs=nan,
+                        n_fires_i=0,
+                        n_fires_j=0,
+                        n_both_fire=0,
+                        n_either_fire=0,
+                        gate_pass=False,
+                    )
+                )
+        return out
+
+    # ----------------------------------------------------------------- validate
+    def validate(self, candidates: Sequence[CandidatePair] | None = None) -> ValidationReport:
+        """Run the model (torch + transformers, the ``[behavioural]`` extra)
+        and aggregate ``candidates`` (default: :meth:`predict`) into a report.
+        Cost: ``len(prompts) × (1 + len(feature_ids))`` forwards at most."""
+        from polygram.behavioural.runtime import run_validation
+
+        if candidates is None:
+            candidates = self.predict()
+        return run_validation(self, list(candidates))
+
+    def run(self) -> ValidationReport:
+        """``validate(predict())``."""
+        return self.validate(self.predict())
