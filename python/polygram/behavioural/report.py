@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from polygram._io import atomic_write_text
+from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 
 __all__ = [
     "CSV_COLUMNS",
@@ -273,10 +273,7 @@ class ValidationReport:
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Compact JSON with sorted keys (ASCII-escaped); also written
         atomically to ``path`` (parents created) when given."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
+        return dumps_report(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> ValidationReport:
@@ -287,39 +284,12 @@ class ValidationReport:
         text otherwise.  All 14 top-level keys are required; ``null`` floats
         read back as NaN.
         """
-        if isinstance(source, str):
-            if source.lstrip().startswith("{") or not Path(source).is_file():
-                text, where = source, "JSON text"
-            else:
-                text, where = Path(source).read_text(encoding="utf-8"), repr(source)
-        elif isinstance(source, os.PathLike):
-            p = Path(source)
-            text, where = p.read_text(encoding="utf-8"), repr(str(p))
-        else:
-            raise TypeError(
-                f"ValidationReport.from_json: source must be a str (JSON text or a path) "
-                f"or os.PathLike; got {type(source).__name__}"
-            )
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"ValidationReport.from_json: {where} is not valid JSON (and not an existing "
-                f"file): {e}"
-            ) from None
-        return cls.from_dict(doc)
+        return cls.from_dict(load_report_source(source, "ValidationReport.from_json"))
 
     @classmethod
     def from_dict(cls, doc: Any) -> ValidationReport:
         """Inverse of :meth:`to_dict`."""
-        if not isinstance(doc, dict):
-            raise ValueError(
-                f"ValidationReport: expected a JSON object at the top level, "
-                f"got {type(doc).__name__}"
-            )
-        for key in _TOP_KEYS:
-            if key not in doc:
-                raise ValueError(f"ValidationReport: missing required key {key!r}")
+        doc = require_keys(doc, _TOP_KEYS, "ValidationReport")
         s = doc["summary"]
         summary = ValidationSummary(
             spearman_polygram_jaccard=_float(s["spearman_polygram_jaccard"]),
@@ -389,14 +359,7 @@ class ValidationReport:
 # --- helpers --------------------------------------------------------------------
 
 
-def _round(v: float) -> float | None:
-    """6 significant figures; non-finite → None (JSON null); zero → 0.0."""
-    x = float(v)
-    if not math.isfinite(x):
-        return None
-    if x == 0:
-        return 0.0
-    return float(format(x, ".6g"))
+_round = round6
 
 
 def _cell(v: float) -> str:
