@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_hooks() -> list[Callable[[Any], None]]:
     hooks = []
-    for name in ("polygram._cli_sae", "polygram._cli_batch", "polygram._cli_compress"):
+    for name in (
+        "polygram._cli_sae",
+        "polygram._cli_batch",
+        "polygram._cli_compress",
+        "polygram._cli_behavioural",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:

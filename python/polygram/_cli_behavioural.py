@@ -1,0 +1,196 @@
+"""``polygram validate`` (spec 10 §7): a toy-schema feature JSON, an SAE
+checkpoint, a prompts file and a model → a ValidationReport JSON (and CSV).
+
+Input problems — a missing file (``polygram: …``), an empty prompts file, a
+malformed ``--feature-ids``, a count or id mismatch, an unreadable JSON, a
+refused Dictionary or validator setting, a missing torch/transformers
+(``polygram validate: …``) — print one line on stderr and exit 2, like
+argparse's own usage errors.  Failures during the run itself (an
+out-of-range layer, an SAE that does not fit the model) exit 1 with one
+line.  Progress goes to stderr; nothing is written to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parsers", "cmd_validate", "read_prompts"]
+
+_EXIT_USAGE = 2
+_EXIT_FAILED = 1
+
+
+class _ValidateError(Exception):
+    """A ``polygram validate: …`` usage failure (exit 2)."""
+
+
+def read_prompts(path: Path) -> list[str]:
+    """One prompt per line, stripped; blank lines and ``#`` comments skipped."""
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s and not s.startswith("#"):
+            out.append(s)
+    return out
+
+
+def _say(text: str) -> None:
+    print(f"polygram validate: {text}", file=sys.stderr, flush=True)
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check Polygram's pair overlaps against SAE co-firing and ablation in a real model",
+        description=(
+            "Predict every pair's polygram overlap, run the model over the prompts (one "
+            "baseline pass, one ablation sweep per feature) and write a ValidationReport: "
+            "Jaccard co-firing, ablation KL, the three-term gate and its confirmed pairs."
+        ),
+    )
+    p.add_argument(
+        "--dictionary",
+        required=True,
+        metavar="PATH",
+        help="toy-schema feature JSON holding exactly the selected features",
+    )
+    p.add_argument(
+        "--sae-checkpoint",
+        required=True,
+        metavar="PATH",
+        help=".safetensors SAE with W_enc, b_enc, W_dec, b_dec",
+    )
+    p.add_argument(
+        "--feature-ids",
+        required=True,
+        metavar="CSV",
+        help="comma-separated SAE feature ids, in dictionary order (at most 8)",
+    )
+    p.add_argument(
+        "--prompts",
+        required=True,
+        metavar="PATH",
+        help="text file, one prompt per line (blank and #-lines skipped)",
+    )
+    p.add_argument(
+        "--layer", required=True, type=int, help="block whose input the SAE reads (>= 1)"
+    )
+    p.add_argument(
+        "--model", default="gpt2", help="Hugging Face model name or local directory (gpt2)"
+    )
+    p.add_argument("--polygram-threshold", type=float, default=0.7, metavar="F")
+    p.add_argument("--jaccard-threshold", type=float, default=0.30, metavar="F")
+    p.add_argument("--min-firing-rate", type=float, default=0.01, metavar="F")
+    p.add_argument("--min-both-fire", type=int, default=5, metavar="N")
+    p.add_argument(
+        "--allow-layer-zero",
+        action="store_true",
+        help="run at layer 0 anyway (ablation-KL is uninformative there)",
+    )
+    p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    p.add_argument("--output", required=True, metavar="PATH", help="ValidationReport JSON")
+    p.add_argument("--csv", metavar="PATH", help="also write the pairs as CSV")
+    p.set_defaults(handler=cmd_validate, func=cmd_validate)
+
+
+def _build(args: argparse.Namespace) -> Any:
+    """The validator for ``args``, or ``_ValidateError``."""
+    from polygram.behavioural import BehaviouralValidator
+    from polygram.sae import from_sae_lens, load_toy_sae
+
+    try:
+        prompts = read_prompts(Path(args.prompts))
+    except (OSError, UnicodeDecodeError) as e:
+        raise _ValidateError(f"--prompts {args.prompts!r} cannot be read: {e}") from None
+    if not prompts:
+        raise _ValidateError(
+            f"--prompts {args.prompts!r} holds no prompts (every line is blank or a # comment)"
+        )
+    ids = _parse_ids(args.feature_ids)
+    try:
+        records = load_toy_sae(args.dictionary)
+    except (ValueError, OSError) as e:
+        raise _ValidateError(f"--dictionary: {e}") from None
+    if len(ids) != len(records):
+        raise _ValidateError(
+            f"--feature-ids gives {len(ids)} ids but --dictionary {args.dictionary!r} holds "
+            f"{len(records)} features; they must match one to one"
+        )
+    absent = [i for i in ids if i not in records]
+    if absent:
+        raise _ValidateError(
+            f"--feature-ids: {absent} not in --dictionary {args.dictionary!r} "
+            f"(it holds {sorted(records)})"
+        )
+    try:
+        dictionary, _ = from_sae_lens(records, ids, assign_gamma=True)
+    except ValueError as e:
+        raise _ValidateError(f"cannot build the dictionary: {e}") from None
+    try:
+        return BehaviouralValidator(
+            dictionary=dictionary,
+            sae_checkpoint=args.sae_checkpoint,
+            feature_ids=ids,
+            prompts=prompts,
+            layer=args.layer,
+            model_name=args.model,
+            polygram_overlap_threshold=args.polygram_threshold,
+            jaccard_threshold=args.jaccard_threshold,
+            min_firing_rate=args.min_firing_rate,
+            min_both_fire=args.min_both_fire,
+            allow_layer_zero=args.allow_layer_zero,
+            device=args.device,
+        )
+    except ValueError as e:
+        raise _ValidateError(str(e)) from None
+
+
+def _parse_ids(text: str) -> list[int]:
+    from polygram._cli_sae import _UsageError, parse_id_list
+
+    try:
+        return parse_id_list(text, flag="--feature-ids")
+    except _UsageError as e:
+        raise _ValidateError(str(e)) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    for flag, path in (
+        ("--dictionary", args.dictionary),
+        ("--sae-checkpoint", args.sae_checkpoint),
+        ("--prompts", args.prompts),
+    ):
+        if not Path(path).is_file():
+            print(f"polygram: {flag} file not found: {path}", file=sys.stderr)
+            return _EXIT_USAGE
+    output = Path(args.output).resolve()
+    try:
+        validator = _build(args)
+    except _ValidateError as e:
+        print(f"polygram validate: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    _say(
+        f"{len(validator.feature_ids)} features, {len(validator.prompts)} prompts, "
+        f"model {validator.model_name!r}, layer {validator.layer}, device {args.device}"
+    )
+    _say(f"report → {output}" + (f", csv → {Path(args.csv).resolve()}" if args.csv else ""))
+    try:
+        report = validator.run()
+    except ImportError as e:
+        print(f"polygram validate: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    except (ValueError, IndexError, OSError) as e:
+        print(f"polygram validate: failed: {e}", file=sys.stderr)
+        return _EXIT_FAILED
+    report.to_json(output)
+    if args.csv:
+        report.to_csv(Path(args.csv).resolve())
+    _say(
+        f"{len(report.pairs)} pairs, {len(report.confirmed)} confirmed, "
+        f"outcome {report.summary.outcome}; wrote {output}"
+    )
+    return 0
