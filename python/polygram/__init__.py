@@ -19,6 +19,10 @@ from polygram.compression import (
     CompressionReport,
     CompressionResult,
     Compressor,
+    Regrower,
+    RegrowReport,
+    RegrowResult,
+    RegrowStrategy,
 )
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
@@ -57,6 +61,10 @@ __all__ = [
     "MPSRung1",
     "PolygramError",
     "QorcaVerification",
+    "RegrowReport",
+    "RegrowResult",
+    "RegrowStrategy",
+    "Regrower",
     "Rung3",
     "Rung3State",
     "SAEFeatureRecord",

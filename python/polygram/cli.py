@@ -117,6 +117,7 @@ def _subcommand_hooks() -> list[Callable[[Any], None]]:
         "polygram._cli_batch",
         "polygram._cli_compress",
         "polygram._cli_behavioural",
+        "polygram._cli_regrow",
     ):
         try:
             module = importlib.import_module(name)

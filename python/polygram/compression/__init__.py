@@ -1,10 +1,20 @@
 """The compression action: confirmed redundant pairs → one live feature per
-cluster in a new SAE checkpoint (spec 11).  See docs/compression.md."""
+cluster in a new SAE checkpoint (spec 11), and the regrow of the silenced
+slots from the residual stream (spec 12).  See docs/compression.md and
+docs/regrow.md."""
 
 from __future__ import annotations
 
 from polygram.compression.clusters import connected_components
 from polygram.compression.compressor import Compressor
+from polygram.compression.regrow import (
+    Regrower,
+    RegrowPlan,
+    RegrowReport,
+    RegrowResult,
+    RegrowSlot,
+    RegrowStrategy,
+)
 from polygram.compression.report import (
     ClusterPlan,
     CompressionPlan,
@@ -18,5 +28,11 @@ __all__ = [
     "CompressionReport",
     "CompressionResult",
     "Compressor",
+    "RegrowPlan",
+    "RegrowReport",
+    "RegrowResult",
+    "RegrowSlot",
+    "RegrowStrategy",
+    "Regrower",
     "connected_components",
 ]

@@ -40,6 +40,8 @@ __all__ = [
     "RegrowStrategy",
     "Regrower",
     "residual_stream",
+    "sae_activations",
+    "sae_reconstruct",
 ]
 
 #: Tensors a regrow reads and rewrites, under their literal names.
@@ -258,9 +260,27 @@ def residual_stream(
     out = np.empty(x.shape, dtype=np.result_type(x, w_enc, w_dec))
     for s in range(0, x.shape[0], chunk):
         xs = x[s : s + chunk]
-        acts = np.maximum((xs - b_dec) @ w_enc + b_enc, 0)
-        out[s : s + chunk] = xs - (acts @ w_dec + b_dec)
+        out[s : s + chunk] = xs - sae_reconstruct(xs, w_enc, b_enc, w_dec, b_dec)
     return out
+
+
+def sae_activations(
+    x: np.ndarray, w_enc: np.ndarray, b_enc: np.ndarray, b_dec: np.ndarray
+) -> np.ndarray:
+    """``relu((X − b_dec)·W_enc + b_enc)``: the SAE-Lens ReLU encoder with the
+    decoder bias subtracted on input (a feature fires where this is > 0)."""
+    return np.maximum((x - b_dec) @ w_enc + b_enc, 0)
+
+
+def sae_reconstruct(
+    x: np.ndarray,
+    w_enc: np.ndarray,
+    b_enc: np.ndarray,
+    w_dec: np.ndarray,
+    b_dec: np.ndarray,
+) -> np.ndarray:
+    """``sae_activations(X)·W_dec + b_dec`` (callers chunk over tokens)."""
+    return sae_activations(x, w_enc, b_enc, b_dec) @ w_dec + b_dec
 
 
 def _kmeans(r: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,164 @@
+"""``polygram regrow`` (spec 12 §6): a (compressed) SAE checkpoint whose
+zeroed slots are refilled from the residual stream → a new checkpoint and a
+RegrowReport JSON.
+
+The zeroed slots come from ``--zeroed-list`` or a ``--compression-report``
+(provenance recorded); the activations from ``--cached-residuals`` (a 2-D
+float ``.npy``) or ``--prompts`` run through ``--model`` at ``--layer``.
+Every failure prints one ``polygram regrow: <message>`` line on stderr and
+exits 2, like argparse's own usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parsers", "cmd_regrow"]
+
+_EXIT_USAGE = 2
+
+
+class _RegrowError(Exception):
+    """Anything the command reports as ``polygram regrow: …`` (exit 2)."""
+
+
+def _zeroed_list(text: str) -> list[int]:
+    ids = []
+    for item in text.split(","):
+        s = item.strip()
+        if not s:
+            continue
+        try:
+            ids.append(int(s))
+        except ValueError:
+            raise _RegrowError(
+                f"--zeroed-list expects comma-separated ints; {s!r} in {text!r} is not one"
+            ) from None
+    return ids
+
+
+def add_parsers(sub: Any) -> None:
+    from polygram.compression.regrow import RegrowStrategy
+
+    p = sub.add_parser(
+        "regrow",
+        help="refill zeroed SAE slots with residual-stream k-means directions",
+        description=(
+            "Cluster what the SAE fails to reconstruct (residual = X − SAE(X)) into one "
+            "k-means cluster per zeroed slot and write each unit centroid into a slot "
+            "(tied encoder column, zero encoder bias); every other tensor is kept."
+        ),
+    )
+    p.add_argument("--sae-checkpoint", required=True, metavar="PATH", help="source .safetensors")
+    p.add_argument(
+        "--output-checkpoint", required=True, metavar="PATH", help="regrown .safetensors to write"
+    )
+    p.add_argument("--output", required=True, metavar="PATH", help="RegrowReport JSON to write")
+    p.add_argument("--strategy", required=True, choices=[s.value for s in RegrowStrategy])
+    slots = p.add_mutually_exclusive_group(required=True)
+    slots.add_argument("--zeroed-list", metavar="IDS", help="comma-separated slot ids")
+    slots.add_argument(
+        "--compression-report", metavar="PATH", help="CompressionReport JSON: its zeroed slots"
+    )
+    acts = p.add_mutually_exclusive_group(required=True)
+    acts.add_argument(
+        "--cached-residuals", metavar="PATH.npy", help="(tokens, d_model) float array"
+    )
+    acts.add_argument("--prompts", metavar="PATH", help="one prompt per line (# comments)")
+    p.add_argument("--layer", type=int, default=10, help="block whose input is captured")
+    p.add_argument("--model", default="gpt2", help="model name or local directory")
+    p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    p.add_argument("--n-init", type=int, default=4, help="k-means restarts (default 4)")
+    p.set_defaults(handler=cmd_regrow)
+
+
+def cmd_regrow(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except _RegrowError as e:
+        print(f"polygram regrow: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+
+
+def _existing(flag: str, value: str) -> Path:
+    p = Path(value)
+    if not p.is_file():
+        raise _RegrowError(f"{flag}: file not found: {p}")
+    return p
+
+
+def _residuals(path: Path) -> Any:
+    import numpy as np
+
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise _RegrowError(f"--cached-residuals {str(path)!r}: not a readable .npy ({e})") from None
+    if x.ndim != 2 or x.dtype.kind != "f":
+        raise _RegrowError(
+            f"--cached-residuals {str(path)!r}: a {x.dtype} array of shape {x.shape}; "
+            "expected a 2-D float array (tokens, d_model)"
+        )
+    return x
+
+
+def _run(args: argparse.Namespace) -> int:
+    from polygram._cli_behavioural import read_prompts
+    from polygram.compression import CompressionReport
+    from polygram.compression.regrow import Regrower
+
+    sae = _existing("--sae-checkpoint", args.sae_checkpoint)
+    if Path(args.output_checkpoint).resolve() == sae.resolve():
+        raise _RegrowError(
+            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
+        )
+    acts: dict[str, Any] = {}
+    if args.cached_residuals is not None:
+        path = _existing("--cached-residuals", args.cached_residuals)
+        acts["cached_residuals"] = _residuals(path)
+    else:
+        prompts = read_prompts(_existing("--prompts", args.prompts))
+        if not prompts:
+            raise _RegrowError(f"--prompts {args.prompts!r}: holds no prompt")
+        acts.update(
+            prompts=prompts,
+            model_name=args.model,
+            layer=args.layer,
+            device=None if args.device == "auto" else args.device,
+        )
+    try:
+        if args.compression_report is not None:
+            path = _existing("--compression-report", args.compression_report)
+            try:
+                report = CompressionReport.from_json(path)
+            except (ValueError, KeyError, TypeError) as e:
+                raise _RegrowError(f"--compression-report {str(path)!r}: {e}") from None
+            regrower = Regrower.from_compression_report(
+                report, sae, strategy=args.strategy, seed=args.seed, n_init=args.n_init, **acts
+            )
+        else:
+            regrower = Regrower(
+                sae,
+                args.strategy,
+                _zeroed_list(args.zeroed_list),
+                seed=args.seed,
+                n_init=args.n_init,
+                **acts,
+            )
+        result = regrower.run(args.output_checkpoint)
+        result.report.to_json(args.output)
+    except (ValueError, KeyError, IndexError, RuntimeError, NotImplementedError, OSError) as e:
+        raise _RegrowError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
+    r = result.report
+    print(
+        f"polygram regrow: {r.strategy}: {r.n_slots_repopulated} slots repopulated, "
+        f"{r.n_slots_left_zero} left zero; source sha256 {r.source_checkpoint_sha256[:12]} → "
+        f"output sha256 {r.output_checkpoint_sha256[:12]} ({r.output_checkpoint}); "
+        f"report {args.output}",
+        file=sys.stderr,
+    )
+    return 0
