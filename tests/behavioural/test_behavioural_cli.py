@@ -1,0 +1,154 @@
+"""``polygram validate`` through real subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from beh_helpers import PANEL, PROMPTS, write_sae
+
+from polygram import load_sae_safetensors
+from polygram.behavioural import ValidationReport
+from polygram.sae import write_toy_sae
+
+
+def cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = f"import sys\n{prelude}\nfrom polygram.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    ckpt = tmp_path / "sae.safetensors"
+    write_sae(ckpt)
+    toy = tmp_path / "panel.json"
+    records = load_sae_safetensors(ckpt, feature_ids=PANEL)
+    write_toy_sae(toy, [records[f] for f in PANEL], description="test panel")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# a comment\n\n" + "\n".join(f"  {p}  " for p in PROMPTS) + "\n")
+    return {"dictionary": toy, "ckpt": ckpt, "prompts": prompts, "dir": tmp_path}
+
+
+def args_for(inputs: dict[str, Path], **over: str) -> list[str]:
+    flags = {
+        "--dictionary": str(inputs["dictionary"]),
+        "--sae-checkpoint": str(inputs["ckpt"]),
+        "--feature-ids": ",".join(map(str, PANEL)),
+        "--prompts": str(inputs["prompts"]),
+        "--layer": "2",
+        "--output": str(inputs["dir"] / "out" / "report.json"),
+    }
+    flags.update({f"--{k.replace('_', '-')}": v for k, v in over.items()})
+    out = ["validate"]
+    for k, v in flags.items():
+        out += [k, v]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("which", "flag"),
+    [
+        ("dictionary", "--dictionary"),
+        ("sae_checkpoint", "--sae-checkpoint"),
+        ("prompts", "--prompts"),
+    ],
+)
+def test_missing_files(inputs: dict[str, Path], which: str, flag: str) -> None:
+    r = cli(*args_for(inputs, **{which: str(inputs["dir"] / "nope")}))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"polygram: {flag} file not found:")
+    assert r.stdout == ""
+
+
+def test_missing_files_checked_in_order(inputs: dict[str, Path]) -> None:
+    nope = str(inputs["dir"] / "nope")
+    r = cli(*args_for(inputs, dictionary=nope, prompts=nope))
+    assert "--dictionary" in r.stderr and "--prompts" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"feature_ids": "11,x,7,5"}, "--feature-ids expects comma-separated ints"),
+        ({"feature_ids": "11,2,7"}, "gives 3 ids but --dictionary"),
+        ({"feature_ids": "11,2,7,6"}, "[6] not in --dictionary"),
+        ({"layer": "0"}, "structural dead zone"),
+        ({"layer": "-1"}, "must be"),
+        ({"jaccard_threshold": "1.5"}, "jaccard_threshold"),
+        ({"min_both_fire": "0"}, "min_both_fire"),
+    ],
+)
+def test_usage_errors_exit_2(inputs: dict[str, Path], over: dict[str, str], needle: str) -> None:
+    r = cli(*args_for(inputs, **over))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("polygram validate: ")
+    assert needle in r.stderr
+    assert r.stdout == ""
+    assert not (inputs["dir"] / "out").exists()
+
+
+def test_empty_prompts_file(inputs: dict[str, Path]) -> None:
+    inputs["prompts"].write_text("# only comments\n\n   \n")
+    r = cli(*args_for(inputs))
+    assert r.returncode == 2 and "holds no prompts" in r.stderr
+
+
+def test_bad_dictionary_json(inputs: dict[str, Path]) -> None:
+    inputs["dictionary"].write_text("{not json")
+    r = cli(*args_for(inputs))
+    assert r.returncode == 2 and r.stderr.startswith("polygram validate: --dictionary")
+
+
+def test_argparse_errors() -> None:
+    r = cli("validate", "--layer", "2")
+    assert r.returncode == 2 and "required" in r.stderr
+    r = cli("validate", "--device", "tpu")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_missing_torch_exit_2(inputs: dict[str, Path]) -> None:
+    r = cli(*args_for(inputs), prelude="sys.modules['torch'] = None")
+    assert r.returncode == 2
+    assert "polygram validate:" in r.stderr and "polygram[behavioural]" in r.stderr
+
+
+@pytest.mark.torch
+def test_full_run(inputs: dict[str, Path], tiny_model_dir: Path) -> None:
+    pytest.importorskip("torch")
+    csv_path = inputs["dir"] / "out" / "pairs.csv"
+    r = cli(
+        *args_for(inputs, model=str(tiny_model_dir), min_both_fire="2", device="cpu"),
+        "--csv",
+        str(csv_path),
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert "sweep 4/4" in r.stderr  # progress on stderr
+    report = ValidationReport.from_json(inputs["dir"] / "out" / "report.json")
+    assert report.feature_ids == tuple(PANEL)
+    assert report.n_prompts == len(PROMPTS)
+    assert report.model_name == str(tiny_model_dir) and report.min_both_fire == 2
+    assert len(report.pairs) == 6
+    assert csv_path.read_bytes().count(b"\r\n") == 7
+
+
+@pytest.mark.torch
+def test_layer_out_of_range_exit_1(
+    inputs: dict[str, Path], tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in-process (torch is already imported here): a failure during the run exits 1
+    pytest.importorskip("torch")
+    from polygram.cli import main
+
+    rc = main(args_for(inputs, model=str(tiny_model_dir), layer="9", device="cpu"))
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "polygram validate: failed: layer: 9 is out of range" in err
