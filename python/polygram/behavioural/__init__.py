@@ -7,6 +7,11 @@ package imports without torch.  See docs/behavioural.md.
 
 from __future__ import annotations
 
+from polygram.behavioural.confirmers import (
+    ClusterConfirmer,
+    Confirmer,
+    DecoderGeometryConfirmer,
+)
 from polygram.behavioural.report import (
     BucketStats,
     CandidatePair,
@@ -19,6 +24,9 @@ __all__ = [
     "BehaviouralValidator",
     "BucketStats",
     "CandidatePair",
+    "ClusterConfirmer",
+    "Confirmer",
+    "DecoderGeometryConfirmer",
     "ValidationReport",
     "ValidationSummary",
 ]

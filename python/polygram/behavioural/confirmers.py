@@ -1,0 +1,202 @@
+"""Geometry-only confirmers (spec 10 §9): ``ValidationReport``s built from
+the SAE's decoder geometry or from a clustering, without a model or torch.
+``Compressor`` accepts them like a behavioural report; their summary is all
+NaN with no buckets and ``outcome="geometry_only"``."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from polygram.behavioural.report import (
+    SCHEMA_VERSION,
+    CandidatePair,
+    ValidationReport,
+    ValidationSummary,
+    confirmed_pairs,
+)
+from polygram.sae.importer import SelectionReport
+from polygram.sae.records import SAEFeatureRecord, selected_ids
+
+__all__ = ["ClusterConfirmer", "Confirmer", "DecoderGeometryConfirmer"]
+
+_NAN = math.nan
+GEOMETRY_DICTIONARY_NAME = "imported_sae"
+
+
+@runtime_checkable
+class Confirmer(Protocol):
+    """Anything that produces a ``ValidationReport`` (``BehaviouralValidator``
+    and the geometry confirmers)."""
+
+    def run(self) -> ValidationReport: ...
+
+
+def _geometry_summary() -> ValidationSummary:
+    return ValidationSummary(_NAN, _NAN, _NAN, _NAN, _NAN, buckets={}, outcome="geometry_only")
+
+
+def _pair(i: int, j: int, decoder_overlap: float, gate: bool) -> CandidatePair:
+    return CandidatePair(
+        i=i,
+        j=j,
+        polygram_overlap=_NAN,
+        decoder_overlap=decoder_overlap,
+        jaccard=_NAN,
+        pearson_activation=_NAN,
+        kl_ablate_i=_NAN,
+        kl_ablate_j=_NAN,
+        kl_ratio_paired=_NAN,
+        kl_log_ratio_abs=_NAN,
+        n_fires_i=0,
+        n_fires_j=0,
+        n_both_fire=0,
+        n_either_fire=0,
+        gate_pass=gate,
+    )
+
+
+def _checkpoint(owner: str, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{owner}.sae_checkpoint: {str(p)!r} not found on disk (or not a file)")
+    return p
+
+
+def _records(owner: str, records: object) -> Mapping[int, SAEFeatureRecord]:
+    if not isinstance(records, Mapping):
+        raise TypeError(
+            f"{owner}.records: got {type(records).__name__}; expected a mapping feature id → "
+            "SAEFeatureRecord (as load_sae_safetensors returns)"
+        )
+    return records
+
+
+def _report(
+    model_name: str,
+    feature_ids: Iterable[int],
+    pairs: list[CandidatePair],
+    threshold: float,
+) -> ValidationReport:
+    return ValidationReport(
+        schema_version=SCHEMA_VERSION,
+        dictionary_name=GEOMETRY_DICTIONARY_NAME,
+        model_name=model_name,
+        layer=0,
+        n_prompts=0,
+        n_tokens=0,
+        polygram_overlap_threshold=threshold,
+        jaccard_threshold=0.0,
+        min_firing_rate=0.0,
+        min_both_fire=0,
+        feature_ids=tuple(feature_ids),
+        pairs=tuple(pairs),
+        summary=_geometry_summary(),
+        confirmed=confirmed_pairs(pairs),
+    )
+
+
+@dataclass
+class DecoderGeometryConfirmer:
+    """Confirm every panel pair whose decoder cos² is ``>= threshold``.
+
+    ``records`` maps feature id → record (decoder row as ``projection``);
+    ``sae_checkpoint`` is the checkpoint they came from (must exist).  Pairs
+    are all panel positions ``a < b`` in ``feature_ids`` order.
+    """
+
+    records: Mapping[int, SAEFeatureRecord]
+    sae_checkpoint: str | os.PathLike[str]
+    feature_ids: Iterable[int]
+    threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        owner = "DecoderGeometryConfirmer"
+        self.records = _records(owner, self.records)
+        self.feature_ids = selected_ids(self.feature_ids)
+        missing = [f for f in self.feature_ids if f not in self.records]
+        if missing:
+            raise ValueError(f"{owner}.feature_ids: {missing} have no record in records")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, Real) or not 0.0 <= float(t) <= 1.0:
+            raise ValueError(f"{owner}.threshold: got {t!r}; must be a number in [0, 1]")
+        self.threshold = float(t)
+        self.sae_checkpoint = _checkpoint(owner, self.sae_checkpoint)
+
+    def run(self) -> ValidationReport:
+        ids = list(self.feature_ids)
+        dims = {len(self.records[f].projection) for f in ids}
+        if len(dims) != 1:
+            raise ValueError(
+                f"DecoderGeometryConfirmer.records: decoder rows of different lengths "
+                f"{sorted(dims)}; they must come from one SAE"
+            )
+        rows = np.stack([np.asarray(self.records[f].projection, dtype=np.float64) for f in ids])
+        sq = np.einsum("ij,ij->i", rows, rows)
+        dots = rows @ rows.T
+        pairs = []
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                denom = float(sq[a] * sq[b])
+                cos2 = float(dots[a, b]) ** 2 / denom if denom > 0 else 0.0
+                pairs.append(_pair(ids[a], ids[b], cos2, cos2 >= self.threshold))
+        return _report("geometry:decoder_cosine2", ids, pairs, self.threshold)
+
+
+@dataclass
+class ClusterConfirmer:
+    """Confirm every within-cluster pair of a ``SelectionReport``.
+
+    Feature names in ``selection_report.cluster_assignments`` are mapped back
+    to ids through ``records`` (names must be unique there); pairs follow the
+    report's feature order, all floats NaN and ``gate_pass`` True.
+    """
+
+    selection_report: SelectionReport
+    sae_checkpoint: str | os.PathLike[str]
+    records: Mapping[int, SAEFeatureRecord]
+
+    def __post_init__(self) -> None:
+        owner = "ClusterConfirmer"
+        if not isinstance(self.selection_report, SelectionReport):
+            raise TypeError(
+                f"{owner}.selection_report: got {type(self.selection_report).__name__}; "
+                "expected a SelectionReport (from from_sae_lens)"
+            )
+        self.records = _records(owner, self.records)
+        self.sae_checkpoint = _checkpoint(owner, self.sae_checkpoint)
+
+    def _ids_by_name(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for fid, rec in self.records.items():
+            if rec.name in out:
+                raise ValueError(
+                    f"ClusterConfirmer.records: name {rec.name!r} belongs to features "
+                    f"{out[rec.name]} and {fid}; names must be unique to map clusters to ids"
+                )
+            out[rec.name] = int(fid)
+        return out
+
+    def run(self) -> ValidationReport:
+        by_name = self._ids_by_name()
+        members = list(self.selection_report.cluster_assignments.items())
+        unknown = [name for name, _ in members if name not in by_name]
+        if unknown:
+            raise ValueError(
+                f"ClusterConfirmer: selection_report names {unknown} have no record in records"
+            )
+        ids = [by_name[name] for name, _ in members]
+        pairs = [
+            _pair(ids[a], ids[b], _NAN, True)
+            for a in range(len(members))
+            for b in range(a + 1, len(members))
+            if members[a][1] == members[b][1]
+        ]
+        return _report("geometry:cluster", ids, pairs, 0.0)
