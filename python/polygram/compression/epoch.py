@@ -1,0 +1,694 @@
+"""``EpochCompressor``: the ≤8-feature validate→compress loop scaled to a
+whole SAE (spec 13).
+
+Each iteration picks overlapping 8-feature *panels* by greedy seeded
+coverage of the decoder-cosine pair graph (Rust: ``compression.panels``),
+gates every pair of every panel inline (polygram overlap, Jaccard and
+both-fire count from one cached pass of residuals — no ablation, no KL),
+merges all panels' pairs into one synthetic ``ValidationReport``, silences
+the redundant members with ``Compressor(strategy="zero")`` and repeats with
+the zeroed features excluded, until no panel confirms a pair, the iteration
+cap is hit, or the quality proxy jumps past ``quality_delta_multiplier``
+times the first iteration's.
+
+The residuals come from one pre-pass over ``prompts`` (the ``behavioural``
+extra) or are given as ``cached_residuals``, which makes ``run()`` torch-free.
+See docs/epoch.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polygram._io import atomic_write_with, ensure_dir, sha256_file
+from polygram._report_json import round6
+from polygram.behavioural.report import (
+    CandidatePair,
+    ValidationReport,
+    ValidationSummary,
+)
+from polygram.compression.clusters import connected_components
+from polygram.compression.epoch_report import (
+    EpochIteration,
+    EpochReport,
+    EpochResult,
+    Panel,
+)
+from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
+from polygram.compression.regrow import _load_state, sae_activations, sae_reconstruct
+from polygram.errors import CompressionError
+
+if TYPE_CHECKING:
+    from polygram.dictionary import Dictionary
+
+__all__ = [
+    "EpochCompressor",
+    "aggregate_panel_reports",
+    "quality_delta",
+    "validate_panel",
+]
+
+#: Tokens per chunk of a full-SAE pass, so ``T × n_features`` is never held.
+_CHUNK = 1024
+#: A std below this is replaced by 1 in the epoch Pearson (→ 0, not NaN).
+_STD_FLOOR = 1e-12
+_DEVICES = ("auto", "cuda", "mps", "cpu")
+
+LAYER_ZERO_MESSAGE = (
+    "layer 0 hooks the embeddings entering block 0, a dead zone for redundancy "
+    "(ablating a feature there barely moves the model); use layer >= 5 (recommended: 10), "
+    "or pass allow_layer_zero=True"
+)
+
+
+# ------------------------------------------------------------------ the math
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def quality_delta(
+    x: np.ndarray,
+    before: Mapping[str, np.ndarray],
+    after: Mapping[str, np.ndarray],
+    chunk: int = _CHUNK,
+) -> float:
+    """0.0.1's ``cross_entropy_delta``: ``mean_t Σ_d (P[t,d] − Q[t,d])²`` where
+    ``P``/``Q`` softmax each token's full-SAE reconstruction (before / after)
+    over the ``d_model`` axis.  Not a cross-entropy — no language model is
+    involved — but the quantity upstream reports under that name; in [0, 2]."""
+    t = x.shape[0]
+    if t == 0:
+        return 0.0
+    keys = ("W_enc", "b_enc", "W_dec", "b_dec")
+    a, b = [before[k] for k in keys], [after[k] for k in keys]
+    total = 0.0
+    for s in range(0, t, chunk):
+        xs = x[s : s + chunk]
+        p = _softmax(sae_reconstruct(xs, *a))
+        q = _softmax(sae_reconstruct(xs, *b))
+        total += float(np.square(p - q).sum())
+    return total / t
+
+
+def _fire_counts(x: np.ndarray, state: Mapping[str, np.ndarray], chunk: int = _CHUNK) -> np.ndarray:
+    """Tokens on which each feature fires (activation > 0), over all features."""
+    counts = np.zeros(state["W_dec"].shape[0], dtype=np.int64)
+    for s in range(0, x.shape[0], chunk):
+        acts = sae_activations(x[s : s + chunk], state["W_enc"], state["b_enc"], state["b_dec"])
+        counts += (acts > 0).sum(axis=0)
+    return counts
+
+
+def _unit64(rows: np.ndarray) -> np.ndarray:
+    r = rows.astype(np.float64)
+    norms = np.linalg.norm(r, axis=1)
+    norms[norms < 1e-12] = 1.0
+    return r / norms[:, None]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Population-std-normalised covariance with a std < 1e-12 replaced by 1,
+    so a constant activation gives 0 rather than NaN (the epoch rule; the
+    validator reports NaN there)."""
+    if a.size == 0:
+        return 0.0
+    sa, sb = float(a.std()), float(b.std())
+    cov = float(((a - a.mean()) * (b - b.mean())).mean())
+    return cov / ((sa if sa >= _STD_FLOOR else 1.0) * (sb if sb >= _STD_FLOOR else 1.0))
+
+
+def _nan_summary(outcome: str) -> ValidationSummary:
+    nan = math.nan
+    return ValidationSummary(nan, nan, nan, nan, nan, {}, outcome)
+
+
+def validate_panel(
+    panel: Panel,
+    state: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    *,
+    model_name: str,
+    layer: int,
+    n_prompts: int,
+    polygram_overlap_threshold: float,
+    jaccard_threshold: float,
+    min_both_fire: int,
+) -> ValidationReport:
+    """Inline gate of one panel (spec 13 §3.2 step 5) from the cached
+    residuals ``x`` and the *current* SAE ``state``: every member pair
+    ``i < j`` gets ``polygram_overlap = |G_ij|²`` of the panel's Dictionary,
+    ``decoder_overlap = cos²``, fire counts, Jaccard and Pearson of the
+    activations; KL fields are NaN.  A pair passes when polygram ≥ τ_p,
+    Jaccard ≥ τ_J and both-fire ≥ m."""
+    from polygram.sae import from_sae_lens
+    from polygram.sae.records import SAEFeatureRecord
+
+    ids = list(panel.feature_ids)
+    name = f"Panel{panel.panel_id}"
+    rows = np.asarray(state["W_dec"][ids])
+    pairs: list[CandidatePair] = []
+    if len(ids) >= 2:
+        records = {f: SAEFeatureRecord(f, f"feat_{f}", rows[k]) for k, f in enumerate(ids)}
+        dictionary, _ = from_sae_lens(records, ids, assign_gamma=True, name=name)
+        poly = np.abs(dictionary.gram()) ** 2
+        u = _unit64(rows)
+        cos2 = (u @ u.T) ** 2
+        acts = sae_activations(
+            x, state["W_enc"][:, ids], state["b_enc"][ids], state["b_dec"]
+        ).astype(np.float64)
+        fires = acts > 0
+        n_fires = fires.sum(axis=0)
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                n_both = int((fires[:, a] & fires[:, b]).sum())
+                n_either = int((fires[:, a] | fires[:, b]).sum())
+                jaccard = n_both / n_either if n_either else 0.0
+                p = float(poly[a, b])
+                pairs.append(
+                    CandidatePair(
+                        i=ids[a],
+                        j=ids[b],
+                        polygram_overlap=p,
+                        decoder_overlap=float(cos2[a, b]),
+                        jaccard=jaccard,
+                        pearson_activation=_pearson(acts[:, a], acts[:, b]),
+                        kl_ablate_i=math.nan,
+                        kl_ablate_j=math.nan,
+                        kl_ratio_paired=math.nan,
+                        kl_log_ratio_abs=math.nan,
+                        n_fires_i=int(n_fires[a]),
+                        n_fires_j=int(n_fires[b]),
+                        n_both_fire=n_both,
+                        n_either_fire=n_either,
+                        gate_pass=bool(
+                            p >= polygram_overlap_threshold
+                            and jaccard >= jaccard_threshold
+                            and n_both >= min_both_fire
+                        ),
+                    )
+                )
+    return ValidationReport(
+        schema_version=1,
+        dictionary_name=name,
+        model_name=model_name,
+        layer=layer,
+        n_prompts=n_prompts,
+        n_tokens=int(x.shape[0]),
+        polygram_overlap_threshold=polygram_overlap_threshold,
+        jaccard_threshold=jaccard_threshold,
+        min_firing_rate=0.0,
+        min_both_fire=min_both_fire,
+        feature_ids=tuple(ids),
+        pairs=tuple(pairs),
+        summary=_nan_summary("epoch_inline"),
+        confirmed=tuple(sorted((c.i, c.j) for c in pairs if c.gate_pass)),
+    )
+
+
+def aggregate_panel_reports(reports: Sequence[ValidationReport], name: str) -> ValidationReport:
+    """One synthetic report over every pair seen in any panel (spec 13 §3.2
+    step 6): polygram/Jaccard/counts are the max over panels, decoder overlap
+    the first panel's, Pearson the mean weighted by ``max(1, n_either)``,
+    ``gate_pass`` true if any panel passed it.  Pairs sorted by ``(i, j)``."""
+    if not reports:
+        raise CompressionError("aggregate_panel_reports: no panel reports to aggregate")
+    seen: dict[tuple[int, int], list[CandidatePair]] = {}
+    for r in reports:
+        for p in r.pairs:
+            seen.setdefault((p.i, p.j), []).append(p)
+    pairs = []
+    for (i, j), group in sorted(seen.items()):
+        w = np.array([max(1, g.n_either_fire) for g in group], dtype=np.float64)
+        pearson = float(np.dot(w, [g.pearson_activation for g in group]) / w.sum())
+        pairs.append(
+            CandidatePair(
+                i=i,
+                j=j,
+                polygram_overlap=max(g.polygram_overlap for g in group),
+                decoder_overlap=group[0].decoder_overlap,
+                jaccard=max(g.jaccard for g in group),
+                pearson_activation=pearson,
+                kl_ablate_i=math.nan,
+                kl_ablate_j=math.nan,
+                kl_ratio_paired=math.nan,
+                kl_log_ratio_abs=math.nan,
+                n_fires_i=max(g.n_fires_i for g in group),
+                n_fires_j=max(g.n_fires_j for g in group),
+                n_both_fire=max(g.n_both_fire for g in group),
+                n_either_fire=max(g.n_either_fire for g in group),
+                gate_pass=any(g.gate_pass for g in group),
+            )
+        )
+    first = reports[0]
+    return ValidationReport(
+        schema_version=first.schema_version,
+        dictionary_name=name,
+        model_name=first.model_name,
+        layer=first.layer,
+        n_prompts=first.n_prompts,
+        n_tokens=first.n_tokens,
+        polygram_overlap_threshold=first.polygram_overlap_threshold,
+        jaccard_threshold=first.jaccard_threshold,
+        min_firing_rate=first.min_firing_rate,
+        min_both_fire=first.min_both_fire,
+        feature_ids=tuple(sorted({f for r in reports for f in r.feature_ids})),
+        pairs=tuple(pairs),
+        summary=_nan_summary("epoch_synthesized"),
+        confirmed=tuple((p.i, p.j) for p in pairs if p.gate_pass),
+    )
+
+
+# ------------------------------------------------------------------- checks
+def _err(message: str) -> CompressionError:
+    return CompressionError(f"EpochCompressor.{message}")
+
+
+def _real(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _err(f"{name}: got {value!r}; expected a number")
+    return float(value)
+
+
+def _int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise _err(f"{name}: got {value!r}; expected an integer >= {minimum}")
+    if int(value) < minimum:
+        raise _err(f"{name}: got {value}; must be >= {minimum}")
+    return int(value)
+
+
+def _safe_stem(path: Path) -> str:
+    return re.sub(r"[-.]", "_", path.stem)
+
+
+def _save(state: Mapping[str, np.ndarray], path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+
+
+# ------------------------------------------------------------ the compressor
+@dataclass
+class EpochCompressor:
+    """Greedy-panel epoch compression of a whole SAE (spec 13).
+
+    ``sae_checkpoint`` must hold ``W_enc (d, n)``, ``b_enc (n)``, ``W_dec
+    (n, d)``, ``b_dec (d)`` under those names.  Residuals at the input of
+    block ``layer`` are captured once from ``prompts`` through ``model_name``
+    (needs torch + transformers), or taken from ``cached_residuals`` (a
+    ``(tokens, d_model)`` float array; ``prompts`` may then be empty).
+    Defaults are polygram 0.0.1's (the ``thorough`` profile of later
+    versions).  ``progress`` prints one stderr line per iteration.
+    """
+
+    sae_checkpoint: str | os.PathLike[str]
+    prompts: Sequence[str]
+    layer: int
+    model_name: str = "gpt2"
+    strategy: str = "zero"
+    device: str | None = None
+    coverage_target: float = 0.95
+    cosine_threshold: float = 0.30
+    n_visits_per_feature: int = 3
+    n_panels_max: int = 1000
+    min_firing_rate: float = 0.01
+    max_iterations: int = 5
+    quality_delta_multiplier: float = 2.0
+    polygram_overlap_threshold: float = 0.7
+    jaccard_threshold: float = 0.30
+    min_both_fire: int = 5
+    save_intermediate_reports: bool = False
+    allow_layer_zero: bool = False
+    cached_residuals: np.ndarray | None = None
+    progress: bool = True
+    _zeroed: set[int] = field(default_factory=set, init=False, repr=False)
+    _debug: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # checks in 0.0.1's order (spec 13 §2), then this port's extras
+        path = Path(self.sae_checkpoint)
+        if not path.is_file():
+            raise _err(f"sae_checkpoint: {str(path)!r} not found on disk (or not a file)")
+        self.sae_checkpoint = path
+        if isinstance(self.prompts, str | bytes) or not isinstance(self.prompts, Sequence):
+            raise _err(f"prompts: got {self.prompts!r}; expected a non-empty sequence of strings")
+        prompts = list(self.prompts)
+        bad = [k for k, p in enumerate(prompts) if not isinstance(p, str) or not p]
+        if bad:
+            raise _err(f"prompts: entries {bad[:10]} are not non-empty strings")
+        if not prompts and self.cached_residuals is None:
+            raise _err("prompts: must be non-empty (or give cached_residuals)")
+        self.prompts = prompts
+        if self.strategy != "zero":
+            raise _err(
+                f"strategy: got {self.strategy!r}; the epoch loop supports only the 'zero' strategy"
+            )
+        ct = _real("coverage_target", self.coverage_target)
+        if not 0.0 < ct <= 1.0:
+            raise _err(f"coverage_target: got {ct!r}; must satisfy 0 < coverage_target <= 1")
+        self.coverage_target = ct
+        thr = _real("cosine_threshold", self.cosine_threshold)
+        if not -1.0 <= thr <= 1.0:
+            raise _err(f"cosine_threshold: got {thr!r}; must be in [-1, 1]")
+        self.cosine_threshold = thr
+        self.n_visits_per_feature = _int("n_visits_per_feature", self.n_visits_per_feature, 1)
+        self.n_panels_max = _int("n_panels_max", self.n_panels_max, 1)
+        mfr = _real("min_firing_rate", self.min_firing_rate)
+        if not 0.0 <= mfr <= 1.0:
+            raise _err(f"min_firing_rate: got {mfr!r}; must be in [0, 1]")
+        self.min_firing_rate = mfr
+        self.max_iterations = _int("max_iterations", self.max_iterations, 1)
+        qdm = _real("quality_delta_multiplier", self.quality_delta_multiplier)
+        # NaN would silently disable the guard in 0.0.1; inf is the way to do that
+        if math.isnan(qdm) or qdm <= 0:
+            raise _err(
+                f"quality_delta_multiplier: got {qdm!r}; must be > 0 (inf turns the quality "
+                "guard off)"
+            )
+        self.quality_delta_multiplier = qdm
+        layer = self.layer
+        if isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0:
+            raise _err(f"layer: got {layer!r}; must be an integer >= 0 (a block index)")
+        self.layer = int(layer)
+        if self.layer == 0 and not self.allow_layer_zero:
+            raise _err(f"layer: {LAYER_ZERO_MESSAGE}")
+        # gate values: 0.0.1 did not range-check these here (spec 13 §9.9)
+        for name in ("polygram_overlap_threshold", "jaccard_threshold"):
+            v = _real(name, getattr(self, name))
+            if not 0.0 <= v <= 1.0:
+                raise _err(f"{name}: got {v!r}; must be in [0, 1]")
+            setattr(self, name, v)
+        self.min_both_fire = _int("min_both_fire", self.min_both_fire, 0)
+        if self.device is not None and (
+            not isinstance(self.device, str) or self.device.lower() not in _DEVICES
+        ):
+            raise _err(
+                f"device: unsupported device {self.device!r}; expected one of "
+                f"{', '.join(_DEVICES)} or None"
+            )
+        if not isinstance(self.model_name, str) or not self.model_name:
+            raise _err(f"model_name: got {self.model_name!r}; expected a non-empty string")
+        if self.cached_residuals is not None:
+            x = np.asarray(self.cached_residuals)
+            if x.ndim != 2 or x.dtype.kind != "f":
+                raise _err(
+                    f"cached_residuals: got a {x.dtype} array of shape {x.shape}; expected "
+                    "a float (tokens, d_model) array"
+                )
+            if x.shape[0] == 0:
+                raise _err("cached_residuals: has no tokens")
+            if not np.isfinite(x).all():
+                raise _err("cached_residuals: holds non-finite values")
+            self.cached_residuals = np.ascontiguousarray(x, dtype=np.float32)
+
+    # ------------------------------------------------------------- stages
+    def _say(self, text: str) -> None:
+        if self.progress:
+            print(f"polygram compress-epoch: {text}", file=sys.stderr, flush=True)
+
+    def _residuals(self) -> np.ndarray:
+        if self.cached_residuals is not None:
+            return self.cached_residuals
+        from polygram.behavioural.runtime import capture_block_inputs
+
+        return capture_block_inputs(self.model_name, self.layer, self.prompts, self.device)
+
+    @property
+    def debug(self) -> dict[str, Any]:
+        """Internals of the last ``run()``: firing rates, priorities, the
+        eligible set and pair-graph size per iteration, the quality deltas."""
+        return self._debug
+
+    def run(self, output_checkpoint: str | os.PathLike[str]) -> EpochResult:
+        """Compress until convergence and write the result atomically to
+        ``output_checkpoint`` (which must differ from the source)."""
+        self._zeroed = set()  # 0.0.1 kept it across runs (spec 13 §9.7)
+        src = Path(self.sae_checkpoint)
+        out = Path(output_checkpoint).resolve()
+        if out == src.resolve():
+            raise _err(
+                f"run: output_checkpoint {str(out)!r} must differ from the source checkpoint "
+                "(the source is never rewritten)"
+            )
+        ensure_dir(out.parent)
+        source_sha = sha256_file(src)
+        t0 = time.monotonic()
+
+        source_state = _load_state(src)
+        x = self._residuals()
+        n, d = source_state["W_dec"].shape
+        if x.shape[1] != d:
+            raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_model is {d}")
+        for key in ("W_enc", "b_enc", "W_dec", "b_dec"):
+            if not np.isfinite(source_state[key]).all():
+                raise _err(f"run: tensor {key!r} of {str(src)!r} holds non-finite values")
+        t = x.shape[0]
+        counts = _fire_counts(x, source_state)
+        firing_rate = (counts / t).astype(np.float32)
+        decoder_norm = np.linalg.norm(source_state["W_dec"].astype(np.float32), axis=1).astype(
+            np.float32
+        )
+        priority = firing_rate * decoder_norm
+        n_prompts = len(self.prompts)
+        self._debug = {
+            "n_tokens": t,
+            "firing_rate": firing_rate,
+            "decoder_norm": decoder_norm,
+            "priority": priority,
+            "iterations": [],
+        }
+        self._say(
+            f"pre-pass: {t} tokens, {int((firing_rate >= self.min_firing_rate).sum())} of {n} "
+            f"features fire on >= {self.min_firing_rate:g} of them"
+        )
+
+        current: dict[str, np.ndarray] = dict(source_state)
+        iterations: list[EpochIteration] = []
+        fingerprints: list[frozenset[frozenset[int]]] = []
+        delta_1: float | None = None
+        final_coverage = 1.0
+        reason = "max_iterations"
+        synth_name = f"EpochSynth_{_safe_stem(src)}"
+
+        for k in range(self.max_iterations):
+            eligible = np.array(
+                [
+                    f
+                    for f in np.flatnonzero(firing_rate >= self.min_firing_rate)
+                    if int(f) not in self._zeroed
+                ],
+                dtype=np.int64,
+            )
+            rows = np.asarray(current["W_dec"][eligible], dtype=np.float32)
+            edges = cosine_pair_graph(rows, self.cosine_threshold)
+            sel = select_panels(
+                rows,
+                priority[eligible],
+                edges,
+                n_visits_per_feature=self.n_visits_per_feature,
+                n_panels_max=self.n_panels_max,
+                coverage_target=self.coverage_target,
+                panel_size=PANEL_SIZE,
+            )
+            final_coverage = sel.coverage
+            fids = eligible.tolist()
+            if sel.single_feature:
+                warnings.warn(
+                    f"iteration {k}: feature {fids[sel.panels[0].anchor]} is the only eligible "
+                    "feature; a single-feature panel cannot confirm any pair",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            panels = tuple(
+                Panel(
+                    panel_id=p,
+                    anchor=fids[sp.anchor],
+                    feature_ids=tuple(fids[m] for m in sp.members),
+                    cosines_to_anchor=tuple(round6(c) or 0.0 for c in sp.cosines),
+                )
+                for p, sp in enumerate(sel.panels)
+            )
+            self._debug["iterations"].append(
+                {
+                    "n_eligible": len(fids),
+                    "n_edges": sel.n_edges,
+                    "n_covered": sel.n_covered,
+                    "coverage": sel.coverage,
+                }
+            )
+            stop = "no_more_priority_candidates" if k == 0 else "stable_clusters"
+            if not panels:
+                self._say(f"iteration {k}: no eligible features, stopping ({stop})")
+                reason = stop
+                break
+
+            reports = [
+                validate_panel(
+                    p,
+                    current,
+                    x,
+                    model_name=self.model_name,
+                    layer=self.layer,
+                    n_prompts=n_prompts,
+                    polygram_overlap_threshold=self.polygram_overlap_threshold,
+                    jaccard_threshold=self.jaccard_threshold,
+                    min_both_fire=self.min_both_fire,
+                )
+                for p in panels
+            ]
+            paths = self._write_panel_reports(out.parent, k, reports)
+            synth = aggregate_panel_reports(reports, synth_name)
+            if not synth.confirmed:
+                iterations.append(EpochIteration(k, panels, paths, 0, 0, (), 0.0, stop))
+                self._say(
+                    f"iteration {k}: {len(panels)} panels, coverage {sel.coverage:.4g}, "
+                    f"0 confirmed pairs, stopping ({stop})"
+                )
+                reason = stop
+                break
+
+            components = connected_components(list(synth.confirmed))
+            reps = {
+                cid: min(members, key=lambda f: (-int(counts[f]), f))
+                for cid, members in enumerate(components)
+            }
+            new_state, clusters = self._compress(out.parent, k, current, synth, reps)
+            fingerprint = frozenset(frozenset(c.members) for c in clusters)
+            delta = quality_delta(x, current, new_state)
+            zeroed_now = tuple(sorted({f for c in clusters for f in c.zeroed}))
+            previous = current
+            current = new_state
+            self._zeroed |= set(zeroed_now)
+
+            breached = False
+            if delta_1 is None:
+                delta_1 = delta
+            else:
+                breached = delta > self.quality_delta_multiplier * delta_1
+            if breached:
+                state = "quality_bound_breached"
+            elif fingerprint in fingerprints:
+                state = "stable_clusters"
+            elif k == self.max_iterations - 1:
+                state = "max_iterations"
+            else:
+                state = "continuing"
+            fingerprints.append(fingerprint)
+            ce = round6(delta)
+            iterations.append(
+                EpochIteration(
+                    iteration=k,
+                    panels=panels,
+                    validation_report_paths=paths,
+                    confirmed_pair_count=len(synth.confirmed),
+                    clusters_compressed=len(clusters),
+                    features_zeroed_this_iteration=zeroed_now,
+                    cross_entropy_delta=math.nan if ce is None else ce,
+                    convergence_state=state,
+                )
+            )
+            self._debug["iterations"][-1]["quality_delta"] = delta
+            self._say(
+                f"iteration {k}: {len(panels)} panels, coverage {sel.coverage:.4g}, "
+                f"{len(synth.confirmed)} confirmed pairs, {len(zeroed_now)} features zeroed, "
+                f"delta {delta:.6g} ({state})"
+            )
+            if breached:
+                current = previous
+                self._zeroed -= set(zeroed_now)
+                reason = state
+                break
+            if state != "continuing":
+                reason = state
+                break
+
+        atomic_write_with(out, lambda tmp: _save(current, tmp))
+        report = EpochReport(
+            source_checkpoint=str(self.sae_checkpoint),
+            source_checkpoint_sha256=source_sha,
+            output_checkpoint=str(out),
+            output_checkpoint_sha256=sha256_file(out),
+            convergence_reason=reason,
+            n_features_zeroed_total=len(self._zeroed),
+            n_panels_total=sum(len(it.panels) for it in iterations),
+            coverage_achieved=round6(final_coverage) or 0.0,
+            wall_seconds=time.monotonic() - t0,
+            iterations=tuple(iterations),
+        )
+        self._say(
+            f"done: {reason}, {len(self._zeroed)} features zeroed over {len(iterations)} "
+            f"iteration(s), output {str(out)!r}"
+        )
+        return EpochResult(report, out, self._final_dictionary(current, src))
+
+    def _write_panel_reports(
+        self, out_dir: Path, k: int, reports: Sequence[ValidationReport]
+    ) -> tuple[str, ...]:
+        if not self.save_intermediate_reports:
+            return ()
+        where = out_dir / "epoch_intermediate"
+        paths = []
+        for p, r in enumerate(reports):
+            path = where / f"iter{k}_panel{p}.json"
+            r.to_json(path)
+            paths.append(str(path))
+        return tuple(paths)
+
+    def _compress(
+        self,
+        out_dir: Path,
+        k: int,
+        state: Mapping[str, np.ndarray],
+        synth: ValidationReport,
+        reps: dict[int, int],
+    ) -> tuple[dict[str, np.ndarray], Any]:
+        """One ``Compressor(strategy="zero")`` pass over ``state`` through temp
+        files in the output directory; returns the new state and the clusters."""
+        from safetensors.numpy import load_file
+
+        from polygram.compression.compressor import Compressor
+
+        tmp_in = tmp_out = None
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_in.", suffix=".tmp", dir=out_dir)
+            os.close(fd)
+            tmp_in = Path(name)
+            fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_out.", suffix=".tmp", dir=out_dir)
+            os.close(fd)
+            tmp_out = Path(name)
+            _save(state, tmp_in)
+            result = Compressor(synth, tmp_in, strategy="zero", representatives=reps).run(tmp_out)
+            new_state = dict(load_file(str(tmp_out)))
+        finally:
+            for p in (tmp_in, tmp_out):
+                if p is not None:
+                    p.unlink(missing_ok=True)
+        return new_state, result.plan.clusters
+
+    def _final_dictionary(self, state: Mapping[str, np.ndarray], src: Path) -> Dictionary:
+        """Up to 8 zeroed features (all-zero rows, as in 0.0.1), or features
+        0..7 when nothing was zeroed."""
+        from polygram.sae import from_sae_lens
+        from polygram.sae.records import SAEFeatureRecord
+
+        w_dec = state["W_dec"]
+        ids = sorted(self._zeroed)[:PANEL_SIZE] or list(range(min(PANEL_SIZE, w_dec.shape[0])))
+        records = {f: SAEFeatureRecord(f, f"feat_{f}", np.asarray(w_dec[f])) for f in ids}
+        return from_sae_lens(records, ids, assign_gamma=True, name=f"Epoch_{_safe_stem(src)}")[0]

@@ -1,0 +1,223 @@
+"""Reports of an epoch compression (spec 13 §5): the panels of each
+iteration, what each iteration confirmed and zeroed, and how the run ended.
+
+JSON follows the other compression-loop reports (``_report_json``): compact,
+keys sorted, floats to 6 significant figures, non-finite → ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polygram._report_json import dumps_report, load_report_source, require_keys, round6
+
+if TYPE_CHECKING:
+    from polygram.dictionary import Dictionary
+
+__all__ = [
+    "CONVERGENCE_REASONS",
+    "EpochIteration",
+    "EpochReport",
+    "EpochResult",
+    "Panel",
+]
+
+#: How a run can end; iterations additionally use ``"continuing"``.
+CONVERGENCE_REASONS = (
+    "stable_clusters",
+    "max_iterations",
+    "quality_bound_breached",
+    "no_more_priority_candidates",
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality in which NaN equals NaN (recursing into tuples)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _fields_same(a: Any, b: Any) -> bool:
+    return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+
+
+def _cosine(v: Any) -> float:
+    return 0.0 if v is None else float(v)
+
+
+def _nan_if_null(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """One ≤8-feature panel: its anchor, members (ascending) and each
+    non-anchor member's decoder cosine to the anchor (in member order)."""
+
+    panel_id: int
+    anchor: int
+    feature_ids: tuple[int, ...]
+    cosines_to_anchor: tuple[float, ...]
+
+    def __eq__(self, other: object) -> bool:
+        return _fields_same(self, other) if isinstance(other, Panel) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "panel_id": self.panel_id,
+            "anchor": self.anchor,
+            "feature_ids": list(self.feature_ids),
+            "cosines_to_anchor": [round6(c) for c in self.cosines_to_anchor],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Panel:
+        return cls(
+            panel_id=int(d["panel_id"]),
+            anchor=int(d["anchor"]),
+            feature_ids=tuple(int(f) for f in d["feature_ids"]),
+            cosines_to_anchor=tuple(_cosine(c) for c in d["cosines_to_anchor"]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EpochIteration:
+    """One validate→compress round.  ``features_zeroed_this_iteration`` still
+    lists the ids of an iteration that was reverted for breaching the
+    quality bound (``convergence_state == "quality_bound_breached"``)."""
+
+    iteration: int
+    panels: tuple[Panel, ...]
+    validation_report_paths: tuple[str, ...]
+    confirmed_pair_count: int
+    clusters_compressed: int
+    features_zeroed_this_iteration: tuple[int, ...]
+    cross_entropy_delta: float
+    convergence_state: str
+
+    def __eq__(self, other: object) -> bool:
+        return _fields_same(self, other) if isinstance(other, EpochIteration) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "panels": [p.to_dict() for p in self.panels],
+            "validation_report_paths": list(self.validation_report_paths),
+            "confirmed_pair_count": self.confirmed_pair_count,
+            "clusters_compressed": self.clusters_compressed,
+            "features_zeroed_this_iteration": list(self.features_zeroed_this_iteration),
+            "cross_entropy_delta": round6(self.cross_entropy_delta),
+            "convergence_state": self.convergence_state,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> EpochIteration:
+        return cls(
+            iteration=int(d["iteration"]),
+            panels=tuple(Panel.from_dict(p) for p in d["panels"]),
+            validation_report_paths=tuple(str(p) for p in d["validation_report_paths"]),
+            confirmed_pair_count=int(d["confirmed_pair_count"]),
+            clusters_compressed=int(d["clusters_compressed"]),
+            features_zeroed_this_iteration=tuple(
+                int(f) for f in d["features_zeroed_this_iteration"]
+            ),
+            cross_entropy_delta=_nan_if_null(d["cross_entropy_delta"]),
+            convergence_state=str(d["convergence_state"]),
+        )
+
+
+_REPORT_KEYS = (
+    "schema_version",
+    "source_checkpoint",
+    "source_checkpoint_sha256",
+    "output_checkpoint",
+    "output_checkpoint_sha256",
+    "convergence_reason",
+    "n_features_zeroed_total",
+    "n_panels_total",
+    "coverage_achieved",
+    "wall_seconds",
+    "iterations",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class EpochReport:
+    """What an epoch run did (spec 13 §5).  ``source_checkpoint`` is stored as
+    given, ``output_checkpoint`` resolved.  Equality is NaN-aware."""
+
+    source_checkpoint: str
+    source_checkpoint_sha256: str
+    output_checkpoint: str
+    output_checkpoint_sha256: str
+    convergence_reason: str
+    n_features_zeroed_total: int
+    n_panels_total: int
+    coverage_achieved: float
+    wall_seconds: float
+    iterations: tuple[EpochIteration, ...]
+    schema_version: int = 1
+
+    def __eq__(self, other: object) -> bool:
+        return _fields_same(self, other) if isinstance(other, EpochReport) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "source_checkpoint": self.source_checkpoint,
+            "source_checkpoint_sha256": self.source_checkpoint_sha256,
+            "output_checkpoint": self.output_checkpoint,
+            "output_checkpoint_sha256": self.output_checkpoint_sha256,
+            "convergence_reason": self.convergence_reason,
+            "n_features_zeroed_total": self.n_features_zeroed_total,
+            "n_panels_total": self.n_panels_total,
+            "coverage_achieved": round6(self.coverage_achieved),
+            "wall_seconds": round6(self.wall_seconds),
+            "iterations": [it.to_dict() for it in self.iterations],
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Compact sorted JSON; also written atomically to ``path`` when given."""
+        return dumps_report(self.to_dict(), path)
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> EpochReport:
+        """Parse JSON text or a file; all 11 top-level keys are required."""
+        owner = "EpochReport.from_json"
+        doc = require_keys(load_report_source(source, owner), _REPORT_KEYS, owner)
+        return cls(
+            schema_version=int(doc["schema_version"]),
+            source_checkpoint=str(doc["source_checkpoint"]),
+            source_checkpoint_sha256=str(doc["source_checkpoint_sha256"]),
+            output_checkpoint=str(doc["output_checkpoint"]),
+            output_checkpoint_sha256=str(doc["output_checkpoint_sha256"]),
+            convergence_reason=str(doc["convergence_reason"]),
+            n_features_zeroed_total=int(doc["n_features_zeroed_total"]),
+            n_panels_total=int(doc["n_panels_total"]),
+            coverage_achieved=_nan_if_null(doc["coverage_achieved"]),
+            wall_seconds=_nan_if_null(doc["wall_seconds"]),
+            iterations=tuple(EpochIteration.from_dict(it) for it in doc["iterations"]),
+        )
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """The report, the written checkpoint and a debugging Dictionary over
+    (up to 8 of) the zeroed features, or features 0..7 if none was zeroed."""
+
+    report: EpochReport
+    output_checkpoint: Path
+    final_dictionary: Dictionary
