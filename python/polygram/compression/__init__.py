@@ -1,12 +1,14 @@
 """The compression action: confirmed redundant pairs → one live feature per
 cluster in a new SAE checkpoint (spec 11), and the regrow of the silenced
-slots from the residual stream (spec 12).  See docs/compression.md and
-docs/regrow.md."""
+slots from the residual stream (spec 12), and the whole-SAE epoch loop
+(spec 13).  See docs/compression.md, docs/regrow.md and docs/epoch.md."""
 
 from __future__ import annotations
 
 from polygram.compression.clusters import connected_components
 from polygram.compression.compressor import Compressor
+from polygram.compression.epoch import EpochCompressor
+from polygram.compression.epoch_report import EpochIteration, EpochReport, EpochResult, Panel
 from polygram.compression.regrow import (
     Regrower,
     RegrowPlan,
@@ -28,6 +30,11 @@ __all__ = [
     "CompressionReport",
     "CompressionResult",
     "Compressor",
+    "EpochCompressor",
+    "EpochIteration",
+    "EpochReport",
+    "EpochResult",
+    "Panel",
     "RegrowPlan",
     "RegrowReport",
     "RegrowResult",
