@@ -447,3 +447,48 @@ def test_run_prints_progress(sae: Path, tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert "iteration 0:" in err and "confirmed pairs" in err and "zeroed" in err
     assert "delta" in err
+
+
+# --- the model pre-pass (torch) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "behavioural"))
+    from beh_helpers import build_tiny_gpt2
+
+    return Path(build_tiny_gpt2(tmp_path_factory.mktemp("epoch_tiny_gpt2")))
+
+
+@pytest.mark.torch
+def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path) -> None:
+    from beh_helpers import PROMPTS, write_sae
+
+    from polygram.behavioural.runtime import capture_block_inputs
+
+    sae = tmp_path / "sae.safetensors"
+    write_sae(sae, n_sae=24, d_model=32, seed=3)
+    common: dict[str, Any] = {
+        "model_name": str(tiny_gpt2),
+        "device": "cpu",
+        "polygram_overlap_threshold": 0.0,
+        "min_both_fire": 2,
+        "progress": False,
+    }
+    live = EpochCompressor(sae, PROMPTS, 2, **common)
+    a = live.run(tmp_path / "a.safetensors").report
+    x = capture_block_inputs(str(tiny_gpt2), 2, PROMPTS, "cpu")
+    assert live.debug["n_tokens"] == x.shape[0] > 0
+    cached = EpochCompressor(sae, [], 2, cached_residuals=x, **common)
+    b = cached.run(tmp_path / "b.safetensors").report
+    assert a.iterations == b.iterations and a.iterations
+    assert a.output_checkpoint_sha256 == b.output_checkpoint_sha256
+    assert a.iterations[0].confirmed_pair_count > 0
+    assert a.convergence_reason in {
+        "stable_clusters",
+        "max_iterations",
+        "quality_bound_breached",
+        "no_more_priority_candidates",
+    }
