@@ -118,6 +118,7 @@ def _subcommand_hooks() -> list[Callable[[Any], None]]:
         "polygram._cli_compress",
         "polygram._cli_behavioural",
         "polygram._cli_regrow",
+        "polygram._cli_epoch",
     ):
         try:
             module = importlib.import_module(name)

@@ -1,0 +1,166 @@
+"""``polygram compress-epoch`` (spec 13 §6): a whole SAE through the
+validate→compress loop of ``EpochCompressor`` → a new checkpoint and an
+EpochReport JSON.
+
+Defaults are polygram 0.0.1's CLI defaults (coverage 0.95, 3 visits, 5
+iterations).  The residuals come from ``--prompts`` run through ``--model``
+at ``--layer``, or from ``--cached-residuals`` (a 2-D float ``.npy``; no
+model needed).  Every failure prints one ``polygram compress-epoch: <message>``
+line on stderr and exits 2, like argparse's own usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parsers", "cmd_compress_epoch"]
+
+_EXIT_USAGE = 2
+_NAME = "compress-epoch"
+
+
+class _EpochCliError(Exception):
+    """Anything the command reports as ``polygram compress-epoch: …`` (exit 2)."""
+
+
+def _float(text: str) -> float:
+    # argparse's float() accepts "inf", which turns the quality guard off
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        _NAME,
+        help="compress a whole SAE: greedy 8-feature panels, inline gate, zero, iterate",
+        description=(
+            "Cover the SAE's decoder-cosine pair graph with overlapping 8-feature panels, gate "
+            "every panel pair (polygram overlap, Jaccard, both-fire count) on cached residuals, "
+            "zero the redundant members of each confirmed cluster and repeat until nothing "
+            "new is confirmed, --max-iterations is hit or the quality proxy jumps."
+        ),
+    )
+    p.add_argument("--sae-checkpoint", required=True, metavar="PATH", help="source .safetensors")
+    acts = p.add_mutually_exclusive_group(required=True)
+    acts.add_argument("--prompts", metavar="PATH", help="one prompt per line (# comments)")
+    acts.add_argument(
+        "--cached-residuals",
+        metavar="PATH.npy",
+        help="(tokens, d_model) float array used instead of a model pass",
+    )
+    p.add_argument(
+        "--output-checkpoint", required=True, metavar="PATH", help="compressed .safetensors"
+    )
+    p.add_argument("--output", required=True, metavar="PATH", help="EpochReport JSON to write")
+    p.add_argument("--layer", type=int, default=10, help="block whose input the SAE reads")
+    p.add_argument("--model", default="gpt2", help="model name or local directory")
+    p.add_argument("--strategy", choices=("zero",), default="zero")
+    p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    p.add_argument("--coverage-target", type=_float, default=0.95, metavar="F")
+    p.add_argument("--cosine-threshold", type=_float, default=0.30, metavar="F")
+    p.add_argument("--n-visits-per-feature", type=int, default=3, metavar="INT")
+    p.add_argument("--n-panels-max", type=int, default=1000, metavar="INT")
+    p.add_argument("--min-firing-rate", type=_float, default=0.01, metavar="F")
+    p.add_argument("--max-iterations", type=int, default=5, metavar="INT")
+    p.add_argument(
+        "--quality-delta-multiplier",
+        type=_float,
+        default=2.0,
+        metavar="F",
+        help="stop when an iteration's delta exceeds F × the first one's (inf: never)",
+    )
+    p.add_argument("--polygram-threshold", type=_float, default=0.7, metavar="F")
+    p.add_argument("--jaccard-threshold", type=_float, default=0.30, metavar="F")
+    p.add_argument("--min-both-fire", type=int, default=5, metavar="INT")
+    p.add_argument(
+        "--save-intermediate-reports",
+        action="store_true",
+        help="write each panel's ValidationReport under <output dir>/epoch_intermediate/",
+    )
+    p.add_argument("--allow-layer-zero", action="store_true")
+    p.set_defaults(handler=cmd_compress_epoch)
+
+
+def cmd_compress_epoch(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except _EpochCliError as e:
+        print(f"polygram {_NAME}: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+
+
+def _existing(flag: str, value: str) -> Path:
+    p = Path(value)
+    if not p.is_file():
+        raise _EpochCliError(f"{flag}: file not found: {p}")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from polygram._cli_behavioural import read_prompts
+    from polygram._cli_regrow import _RegrowError, _residuals
+    from polygram.compression.epoch import EpochCompressor
+    from polygram.errors import MissingDependencyError
+
+    sae = _existing("--sae-checkpoint", args.sae_checkpoint)
+    if Path(args.output_checkpoint).resolve() == sae.resolve():
+        raise _EpochCliError(
+            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
+        )
+    acts: dict[str, Any] = {"prompts": []}
+    if args.cached_residuals is not None:
+        try:
+            acts["cached_residuals"] = _residuals(
+                _existing("--cached-residuals", args.cached_residuals)
+            )
+        except _RegrowError as e:
+            raise _EpochCliError(str(e)) from None
+    else:
+        prompts = read_prompts(_existing("--prompts", args.prompts))
+        if not prompts:
+            raise _EpochCliError(f"--prompts {args.prompts!r}: holds no prompt")
+        acts["prompts"] = prompts
+    try:
+        epoch = EpochCompressor(
+            sae,
+            layer=args.layer,
+            model_name=args.model,
+            strategy=args.strategy,
+            device=None if args.device == "auto" else args.device,
+            coverage_target=args.coverage_target,
+            cosine_threshold=args.cosine_threshold,
+            n_visits_per_feature=args.n_visits_per_feature,
+            n_panels_max=args.n_panels_max,
+            min_firing_rate=args.min_firing_rate,
+            max_iterations=args.max_iterations,
+            quality_delta_multiplier=args.quality_delta_multiplier,
+            polygram_overlap_threshold=args.polygram_threshold,
+            jaccard_threshold=args.jaccard_threshold,
+            min_both_fire=args.min_both_fire,
+            save_intermediate_reports=args.save_intermediate_reports,
+            allow_layer_zero=args.allow_layer_zero,
+            **acts,
+        )
+        result = epoch.run(args.output_checkpoint)
+        result.report.to_json(args.output)
+    except MissingDependencyError as e:
+        raise _EpochCliError(str(e)) from None
+    except (ValueError, KeyError, IndexError, RuntimeError, OSError) as e:
+        raise _EpochCliError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
+    r = result.report
+    guard = "off" if math.isinf(args.quality_delta_multiplier) else "on"
+    print(
+        f"polygram {_NAME}: {r.convergence_reason} after {len(r.iterations)} iteration(s): "
+        f"{r.n_features_zeroed_total} features zeroed, {r.n_panels_total} panels, coverage "
+        f"{r.coverage_achieved:g} (quality guard {guard}); source sha256 "
+        f"{r.source_checkpoint_sha256[:12]} → output sha256 {r.output_checkpoint_sha256[:12]} "
+        f"({r.output_checkpoint}); report {args.output}",
+        file=sys.stderr,
+    )
+    return 0
