@@ -1,5 +1,6 @@
 //! Criterion benches of the core kernels: MPS states, Gram matrices (MPS and
-//! HEA), a full 200×200 interference sweep and a 1000×1000 cancellation grid.
+//! HEA), a full 200×200 interference sweep, a 1000×1000 cancellation grid and
+//! union-find components of 10^5 / 10^6 random edges.
 //!
 //! The workloads mirror `benches/compare.py`: the quickstart dictionary of the
 //! seed README (two clusters of two features) with the sweep over
@@ -17,6 +18,7 @@ use polygram_core::encoding::mps;
 use polygram_core::gram::{gram, states};
 use polygram_core::scan::{best_index, Axis, Scan, SWEEP_STATS};
 use polygram_core::tiers::Tiers;
+use polygram_core::union_find::components;
 use polygram_core::{Encoding, Entangler, Hea, Rotation, C64};
 
 /// Knob columns of the MPS encoding.
@@ -161,11 +163,36 @@ fn bench_grid(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` pseudo-random edges over `n` ids (a fixed 64-bit LCG: no extra crates).
+fn random_edges(n: usize) -> Vec<(u64, u64)> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % n as u64
+    };
+    (0..n).map(|_| (next(), next())).collect()
+}
+
+fn bench_union_find(c: &mut Criterion) {
+    let mut g = c.benchmark_group("union_find");
+    g.sample_size(10);
+    for n in [100_000usize, 1_000_000] {
+        let edges = random_edges(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("components", n), &edges, |b, e| {
+            b.iter(|| components(e.iter().copied()).len())
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_states, bench_gram, bench_sweep, bench_grid
+    targets = bench_states, bench_gram, bench_sweep, bench_grid, bench_union_find
 }
 criterion_main!(kernels);

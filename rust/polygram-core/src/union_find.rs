@@ -7,11 +7,33 @@
 //! ascending.  `find` uses path halving.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiplicative (Fx-style) hasher for `u64` keys: the ids are not
+/// attacker-chosen, and SipHash dominated the run time.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// A disjoint-set forest over arbitrary `u64` ids, created on first sight.
 #[derive(Debug, Default, Clone)]
 pub struct UnionFind {
-    index: HashMap<u64, usize>,
+    index: IdMap<usize>,
     ids: Vec<u64>,
     parent: Vec<usize>,
 }
@@ -19,6 +41,15 @@ pub struct UnionFind {
 impl UnionFind {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Room for `n` ids without rehashing.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            index: IdMap::with_capacity_and_hasher(n, Default::default()),
+            ids: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+        }
     }
 
     /// Number of distinct ids seen so far.
@@ -73,16 +104,26 @@ impl UnionFind {
 
     /// All sets: sorted by minimum member, members ascending.
     pub fn components(&mut self) -> Vec<Vec<u64>> {
-        let mut by_root: HashMap<usize, Vec<u64>> = HashMap::new();
-        for k in 0..self.ids.len() {
-            let r = self.find_index(k);
-            by_root.entry(r).or_default().push(self.ids[k]);
+        // roots are component minima, so sorting (root id, id) lays the
+        // components out in the required order, members ascending
+        let mut keyed: Vec<(u64, u64)> = (0..self.ids.len())
+            .map(|k| {
+                let r = self.find_index(k);
+                (self.ids[r], self.ids[k])
+            })
+            .collect();
+        keyed.sort_unstable();
+        let mut out: Vec<Vec<u64>> = Vec::new();
+        let mut last_root = None;
+        for (root, id) in keyed {
+            if last_root != Some(root) {
+                out.push(Vec::new());
+                last_root = Some(root);
+            }
+            if let Some(c) = out.last_mut() {
+                c.push(id);
+            }
         }
-        let mut out: Vec<Vec<u64>> = by_root.into_values().collect();
-        for c in &mut out {
-            c.sort_unstable();
-        }
-        out.sort_unstable_by_key(|c| c[0]);
         out
     }
 }
@@ -131,6 +172,14 @@ mod tests {
         }
         assert_eq!(uf.find(0), None);
         assert_eq!(uf.components(), vec![(1..=50).collect::<Vec<_>>()]);
+    }
+
+    #[test]
+    fn with_capacity_behaves_like_new() {
+        let mut uf = UnionFind::with_capacity(8);
+        uf.union(5, 3);
+        uf.union(9, 9);
+        assert_eq!(uf.components(), vec![vec![3, 5], vec![9]]);
     }
 
     #[test]
