@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from beh_helpers import build_tiny_gpt2, write_sae
+
+from behavioural.beh_helpers import build_tiny_gpt2, write_sae
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from beh_helpers import PANEL, PROMPTS, write_sae
 
+from behavioural.beh_helpers import PANEL, PROMPTS, write_sae
 from polygram import load_sae_safetensors
 from polygram.behavioural import ValidationReport
 from polygram.sae import write_toy_sae

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from beh_helpers import PANEL, write_sae
 
 import polygram
+from behavioural.beh_helpers import PANEL, write_sae
 from polygram import load_sae_safetensors
 from polygram.behavioural import (
     BehaviouralValidator,
@@ -112,7 +112,7 @@ def test_cluster_confirmer_errors(tmp_path: Path) -> None:
 def test_validator_is_a_confirmer(tmp_path: Path) -> None:
     ckpt = tmp_path / "sae.safetensors"
     write_sae(ckpt)
-    from beh_helpers import panel_dictionary
+    from behavioural.beh_helpers import panel_dictionary
 
     v = BehaviouralValidator(panel_dictionary(ckpt), ckpt, PANEL, ["x"], layer=1)
     assert isinstance(v, Confirmer)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
 
+from behavioural.beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
 from polygram.behavioural import BehaviouralValidator, ValidationReport
 from polygram.behavioural import runtime as rt
 from polygram.behavioural.stats import summarise

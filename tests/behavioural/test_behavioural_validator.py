@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
 
 import polygram
+from behavioural.beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
 from polygram.behavioural import BehaviouralValidator
 from polygram.behavioural.runtime import hooked_block, require_torch, resolve_device
 
