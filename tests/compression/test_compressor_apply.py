@@ -251,3 +251,13 @@ def test_strategies_copy_and_check_inputs() -> None:
         merge_strategy(arr, far)
     with pytest.raises(ValueError, match="unsupported merge_mode 'x'"):
         merge_strategy(arr, PLAN, None, "x")  # type: ignore[arg-type]
+
+
+def test_compressing_the_output_again_changes_nothing(sae: Path, tmp_path: Path) -> None:
+    report = build_report(8, CONFIRMED)
+    once = Compressor(report, sae).run(tmp_path / "once.safetensors")
+    twice = Compressor(report, once.output_checkpoint).run(tmp_path / "twice.safetensors")
+    assert twice.plan.clusters[0].members == once.plan.clusters[0].members
+    a, b = load_file(str(once.output_checkpoint)), load_file(str(twice.output_checkpoint))
+    assert all(a[k].tobytes() == b[k].tobytes() for k in KEYS)
+    assert once.report.output_checkpoint_sha256 == twice.report.output_checkpoint_sha256

@@ -218,3 +218,8 @@ def test_scale_aware_out_of_range_member(tmp_path: Path) -> None:
     report = build_report(6, [(3, 5)], kl_ablate={3: 0.1, 5: 0.2})
     with pytest.raises(IndexError, match=r"feature id\(s\) \[5\] out of range"):
         Compressor(report, sae, rep_selection="scale_aware").plan()
+
+
+def test_self_pair_is_refused(sae: Path) -> None:
+    with pytest.raises(CompressionError, match=r"confirmed\[1\] = \(4, 4\): a feature paired"):
+        Compressor(build_report(8, [(2, 3), (4, 4)]), sae).plan()

@@ -180,6 +180,13 @@ class Compressor:
     def _default_clusters(self) -> list[ClusterPlan]:
         """Clusters with the rule-chosen representative (no overrides)."""
         report = self.validation_report
+        selfs = [k for k, (i, j) in enumerate(report.confirmed) if i == j]
+        if selfs:
+            k = selfs[0]
+            raise CompressionError(
+                f"validation_report.confirmed[{k}] = {report.confirmed[k]}: a feature paired "
+                "with itself; confirmed pairs must join two different features"
+            )
         components = connected_components(list(report.confirmed))
         cluster_of = {fid: cid for cid, comp in enumerate(components) for fid in comp}
         fires = fire_totals(report.pairs, cluster_of)
