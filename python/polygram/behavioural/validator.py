@@ -100,7 +100,6 @@ class BehaviouralValidator:
             raise ValueError(
                 f"feature_ids: {len(ids)} features exceed the per-dictionary cap of {cap}"
             )
-        self.feature_ids = selected_ids(ids)
         for name in ("polygram_overlap_threshold", "jaccard_threshold", "min_firing_rate"):
             setattr(self, name, _unit_interval(name, getattr(self, name)))
         mbf = self.min_both_fire
@@ -120,16 +119,18 @@ class BehaviouralValidator:
         prompts = list(self.prompts)
         if not prompts:
             raise ValueError("prompts: empty; give at least one prompt")
+        ckpt = Path(self.sae_checkpoint)
+        if not ckpt.is_file():
+            raise ValueError(f"sae_checkpoint: {str(ckpt)!r} not found on disk (or not a file)")
+        self.sae_checkpoint = ckpt
+        # beyond 0.0.1's checks (which come first, in its order)
+        self.feature_ids = selected_ids(ids)
         bad = [k for k, p in enumerate(prompts) if not isinstance(p, str) or not p]
         if bad:
             raise ValueError(
                 f"prompts: entries {bad[:10]} are not non-empty strings; each prompt must be text"
             )
         self.prompts = prompts
-        ckpt = Path(self.sae_checkpoint)
-        if not ckpt.is_file():
-            raise ValueError(f"sae_checkpoint: {str(ckpt)!r} not found on disk (or not a file)")
-        self.sae_checkpoint = ckpt
         if not isinstance(self.model_name, str) or not self.model_name:
             raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
 
