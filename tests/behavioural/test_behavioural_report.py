@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import polygram
 from polygram.behavioural import BucketStats, CandidatePair, ValidationReport, ValidationSummary
@@ -221,3 +223,52 @@ def test_csv_bytes(tmp_path: Path) -> None:
     assert lines[2] == b"12,3,0.8,0.25,0.5,,0,0,6,0,,,,,true"
     assert lines[3] == b"12,7,0.123457,0,0,,0,0,0,0,,,,,false"
     assert len(lines) == 5
+
+
+# --- property: one trip through JSON is a fixed point ---------------------------
+
+_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0, -0.0, 1e-300, 123456789.0, 0.1234565]),
+)
+_pairs = st.lists(
+    st.builds(
+        CandidatePair,
+        i=st.integers(0, 50),
+        j=st.integers(0, 50),
+        polygram_overlap=_floats,
+        decoder_overlap=_floats,
+        jaccard=_floats,
+        pearson_activation=_floats,
+        kl_ablate_i=_floats,
+        kl_ablate_j=_floats,
+        kl_ratio_paired=_floats,
+        kl_log_ratio_abs=_floats,
+        n_fires_i=st.integers(0, 10**6),
+        n_fires_j=st.integers(0, 10**6),
+        n_both_fire=st.integers(0, 10**6),
+        n_either_fire=st.integers(0, 10**6),
+        gate_pass=st.booleans(),
+    ),
+    max_size=6,
+    unique_by=lambda p: (p.i, p.j),
+)
+
+
+@given(pairs=_pairs, t=_floats, s=_floats)
+def test_json_fixed_point_after_one_trip(pairs: list[CandidatePair], t: float, s: float) -> None:
+    r = report(
+        pairs=pairs,
+        polygram_overlap_threshold=t,
+        summary=summary(spearman_polygram_jaccard=s),
+        confirmed=[(p.i, p.j) for p in pairs if p.gate_pass],
+    )
+    once = ValidationReport.from_json(r.to_json())
+    assert ValidationReport.from_json(once.to_json()) == once
+    assert once.to_json() == r.to_json()
+    for a, b in zip(sorted(r.pairs, key=lambda p: (p.i, p.j)), once.pairs):
+        for x, y in ((a.jaccard, b.jaccard), (a.kl_ratio_paired, b.kl_ratio_paired)):
+            if math.isfinite(x):
+                assert y == pytest.approx(x, rel=5e-6, abs=0)
+            else:
+                assert math.isnan(y)
