@@ -38,6 +38,15 @@ REFERENCE = _load_reference()
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random GPT-2 with its own BPE tokenizer, saved once per session
+    (offline; needs torch + transformers: use it from ``torch``-marked tests)."""
+    from behavioural.beh_helpers import build_tiny_gpt2
+
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
+
+
+@pytest.fixture(scope="session")
 def ref() -> dict[str, Any]:
     return REFERENCE
 

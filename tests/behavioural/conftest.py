@@ -1,5 +1,6 @@
-"""Fixtures for the behavioural tests (the tiny model is built once per session;
-the tests that use it are marked ``torch``)."""
+"""Fixtures for the behavioural tests (the tiny model, ``tiny_model_dir``, is
+a session fixture of the root conftest; the tests that use it are marked
+``torch``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from behavioural.beh_helpers import build_tiny_gpt2, write_sae
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
+from behavioural.beh_helpers import write_sae
 
 
 @pytest.fixture()

@@ -247,3 +247,26 @@ def test_chained_provenance_and_json_round_trip(
     del doc["provenance"]
     with pytest.raises(ValueError, match="missing required key"):
         RegrowReport.from_json(json.dumps(doc))
+
+
+@pytest.mark.torch
+def test_prompts_path_equals_the_cached_capture(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Capturing through the model gives exactly the run on the same residuals
+    handed in as ``cached_residuals`` (same block input, same k-means)."""
+    pytest.importorskip("torch")
+    from behavioural.beh_helpers import D_MODEL, PROMPTS
+
+    from polygram.behavioural.runtime import capture_block_inputs
+
+    sae = synth_sae(tmp_path / "sae.safetensors", n=16, d=D_MODEL)
+    common = {"strategy": "residual_kmeans", "zeroed": ZEROED, "seed": 1}
+    live = Regrower(
+        sae, prompts=PROMPTS, model_name=str(tiny_model_dir), layer=2, device="cpu", **common
+    )
+    x = capture_block_inputs(str(tiny_model_dir), 2, PROMPTS, "cpu")
+    cached = Regrower(sae, cached_residuals=x, **common)
+    a = load_file(str(live.run(tmp_path / "a.safetensors").output_checkpoint))
+    b = load_file(str(cached.run(tmp_path / "b.safetensors").output_checkpoint))
+    assert live.plan().n_residual_tokens == x.shape[0] > len(ZEROED)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(np.linalg.norm(a["W_dec"][f]) > 0.99 for f in ZEROED)
