@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 from epoch_helpers import GROUP_A, GROUP_B, N_SAE, planted_sae, residuals, write_planted_sae
+from hypothesis import given
+from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
 
 from polygram import _io
@@ -492,3 +494,58 @@ def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path)
         "quality_bound_breached",
         "no_more_priority_candidates",
     }
+
+
+def test_seed_readme_constructor(sae: Path) -> None:
+    """The seed README's EpochCompressor snippet, up to the run (which needs gpt2)."""
+    epoch = EpochCompressor(
+        sae_checkpoint=str(sae),
+        prompts=["The cat sat on the mat."],
+        layer=10,
+        coverage_target=0.95,
+        cosine_threshold=0.30,
+        n_visits_per_feature=3,
+        max_iterations=5,
+        quality_delta_multiplier=2.0,
+    )
+    assert epoch.sae_checkpoint == sae and epoch.layer == 10
+
+
+@given(
+    st.integers(2, 8),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([-3.0, -0.5, 0.0, 2.0]),
+)
+def test_validate_panel_counts_property(n: int, t: int, seed: int, bias: float) -> None:
+    """Random panels: counts, Jaccard and Pearson against the oracle; never NaN."""
+    rng = np.random.default_rng(seed)
+    d = 5
+    state = {
+        "W_enc": rng.standard_normal((d, n)).astype(np.float32),
+        "b_enc": np.full(n, bias, np.float32),
+        "W_dec": rng.standard_normal((n, d)).astype(np.float32),
+        "b_dec": np.zeros(d, np.float32),
+    }
+    x = rng.standard_normal((t, d)).astype(np.float32)
+    ids = tuple(range(n))
+    r = validate_panel(
+        Panel(0, 0, ids, ()),
+        state,
+        x,
+        model_name="m",
+        layer=5,
+        n_prompts=1,
+        polygram_overlap_threshold=0.0,
+        jaccard_threshold=0.0,
+        min_both_fire=0,
+    )
+    acts = np.maximum((x - state["b_dec"]) @ state["W_enc"] + state["b_enc"], 0)
+    assert len(r.pairs) == n * (n - 1) // 2
+    for p in r.pairs:
+        both, either, ja, pe = _oracle_pair(acts, p.i, p.j)
+        assert (p.n_both_fire, p.n_either_fire) == (both, either)
+        assert p.jaccard == pytest.approx(ja)
+        assert p.pearson_activation == pytest.approx(pe, abs=1e-9)
+        assert -1 - 1e-9 <= p.pearson_activation <= 1 + 1e-9
+        assert p.gate_pass  # all-zero gates pass everything
