@@ -61,8 +61,10 @@ __all__ = [
     "validate_panel",
 ]
 
-#: Tokens per chunk of a full-SAE pass, so ``T × n_features`` is never held.
+#: Tokens per chunk of a full-SAE pass, so ``T × n_features`` is never held…
 _CHUNK = 1024
+#: …and at most this many activations per chunk for very wide SAEs (64 MB float32).
+_CHUNK_ELEMENTS = 1 << 24
 #: A std below this is replaced by 1 in the epoch Pearson (→ 0, not NaN).
 _STD_FLOOR = 1e-12
 _DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -75,6 +77,10 @@ LAYER_ZERO_MESSAGE = (
 
 
 # ------------------------------------------------------------------ the math
+def _token_chunk(chunk: int, n_features: int) -> int:
+    return max(1, min(chunk, _CHUNK_ELEMENTS // max(1, n_features)))
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z.astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
@@ -96,6 +102,7 @@ def quality_delta(
     t = x.shape[0]
     if t == 0:
         return 0.0
+    chunk = _token_chunk(chunk, before["W_dec"].shape[0])
     keys = ("W_enc", "b_enc", "W_dec", "b_dec")
     a, b = [before[k] for k in keys], [after[k] for k in keys]
     total = 0.0
@@ -110,6 +117,7 @@ def quality_delta(
 def _fire_counts(x: np.ndarray, state: Mapping[str, np.ndarray], chunk: int = _CHUNK) -> np.ndarray:
     """Tokens on which each feature fires (activation > 0), over all features."""
     counts = np.zeros(state["W_dec"].shape[0], dtype=np.int64)
+    chunk = _token_chunk(chunk, counts.size)
     for s in range(0, x.shape[0], chunk):
         acts = sae_activations(x[s : s + chunk], state["W_enc"], state["b_enc"], state["b_dec"])
         counts += (acts > 0).sum(axis=0)
@@ -305,7 +313,7 @@ def _save(state: Mapping[str, np.ndarray], path: Path) -> None:
 
 
 # ------------------------------------------------------------ the compressor
-@dataclass
+@dataclass(eq=False)
 class EpochCompressor:
     """Greedy-panel epoch compression of a whole SAE (spec 13).
 
@@ -488,14 +496,9 @@ class EpochCompressor:
         synth_name = f"EpochSynth_{_safe_stem(src)}"
 
         for k in range(self.max_iterations):
-            eligible = np.array(
-                [
-                    f
-                    for f in np.flatnonzero(firing_rate >= self.min_firing_rate)
-                    if int(f) not in self._zeroed
-                ],
-                dtype=np.int64,
-            )
+            mask = firing_rate >= self.min_firing_rate
+            mask[sorted(self._zeroed)] = False
+            eligible = np.flatnonzero(mask).astype(np.int64)
             rows = np.asarray(current["W_dec"][eligible], dtype=np.float32)
             edges = cosine_pair_graph(rows, self.cosine_threshold)
             sel = select_panels(
