@@ -549,3 +549,32 @@ def test_validate_panel_counts_property(n: int, t: int, seed: int, bias: float) 
         assert p.pearson_activation == pytest.approx(pe, abs=1e-9)
         assert -1 - 1e-9 <= p.pearson_activation <= 1 + 1e-9
         assert p.gate_pass  # all-zero gates pass everything
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([-0.1, 0.2, 0.5]))
+def test_restricted_graph_equals_recomputed(seed: int, thr: float) -> None:
+    from polygram.compression.epoch import _restricted_graph
+    from polygram.compression.panels import cosine_pair_graph
+
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(200, size=60, replace=False)).astype(np.int64)
+    rows = rng.standard_normal((60, 6)).astype(np.float32)
+    prev = (ids, rows, cosine_pair_graph(rows, thr))
+    keep = np.sort(rng.choice(60, size=int(rng.integers(0, 61)), replace=False))
+    got = _restricted_graph(prev, ids[keep], rows[keep])
+    assert got is not None
+    np.testing.assert_array_equal(got, cosine_pair_graph(rows[keep], thr).reshape(-1, 2))
+    changed = rows[keep].copy()
+    if len(keep):
+        changed[0, 0] += 1.0
+        assert _restricted_graph(prev, ids[keep], changed) is None
+    assert _restricted_graph(prev, np.array([1000]), rows[:1]) is None  # not a subset
+    assert _restricted_graph(None, ids, rows) is None
+
+
+def test_run_reuses_the_graph_after_the_first_iteration(sae: Path, tmp_path: Path) -> None:
+    e = make(sae, cosine_threshold=0.1)
+    e.run(tmp_path / "o.safetensors")
+    its = e.debug["iterations"]
+    assert len(its) >= 2 and not its[0]["graph_reused"] and its[1]["graph_reused"]
+    assert its[1]["n_edges"] <= its[0]["n_edges"]

@@ -131,15 +131,18 @@ def _unit64(rows: np.ndarray) -> np.ndarray:
     return r / norms[:, None]
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Population-std-normalised covariance with a std < 1e-12 replaced by 1,
-    so a constant activation gives 0 rather than NaN (the epoch rule; the
-    validator reports NaN there)."""
-    if a.size == 0:
-        return 0.0
-    sa, sb = float(a.std()), float(b.std())
-    cov = float(((a - a.mean()) * (b - b.mean())).mean())
-    return cov / ((sa if sa >= _STD_FLOOR else 1.0) * (sb if sb >= _STD_FLOOR else 1.0))
+def _pearson_matrix(acts: np.ndarray) -> np.ndarray:
+    """Pearson of every column pair: population covariance over population
+    stds, a std < 1e-12 replaced by 1 — so a constant activation gives 0
+    rather than NaN (the epoch rule; the validator reports NaN there)."""
+    t = acts.shape[0]
+    if t == 0:
+        return np.zeros((acts.shape[1], acts.shape[1]))
+    c = acts - acts.mean(axis=0)
+    cov = (c.T @ c) / t
+    std = np.sqrt(np.diag(cov))
+    std[std < _STD_FLOOR] = 1.0
+    return cov / np.outer(std, std)
 
 
 def _nan_summary(outcome: str) -> ValidationSummary:
@@ -182,11 +185,14 @@ def validate_panel(
             x, state["W_enc"][:, ids], state["b_enc"][ids], state["b_dec"]
         ).astype(np.float64)
         fires = acts > 0
-        n_fires = fires.sum(axis=0)
+        f = fires.astype(np.int64)
+        n_fires = f.sum(axis=0)
+        both = f.T @ f  # k × k token counts, exact in int64
+        either = n_fires[:, None] + n_fires[None, :] - both
+        pearson = _pearson_matrix(acts)
         for a in range(len(ids)):
             for b in range(a + 1, len(ids)):
-                n_both = int((fires[:, a] & fires[:, b]).sum())
-                n_either = int((fires[:, a] | fires[:, b]).sum())
+                n_both, n_either = int(both[a, b]), int(either[a, b])
                 jaccard = n_both / n_either if n_either else 0.0
                 p = float(poly[a, b])
                 pairs.append(
@@ -196,7 +202,7 @@ def validate_panel(
                         polygram_overlap=p,
                         decoder_overlap=float(cos2[a, b]),
                         jaccard=jaccard,
-                        pearson_activation=_pearson(acts[:, a], acts[:, b]),
+                        pearson_activation=float(pearson[a, b]),
                         kl_ablate_i=math.nan,
                         kl_ablate_j=math.nan,
                         kl_ratio_paired=math.nan,
@@ -300,6 +306,31 @@ def _int(name: str, value: object, minimum: int) -> int:
     if int(value) < minimum:
         raise _err(f"{name}: got {value}; must be >= {minimum}")
     return int(value)
+
+
+def _restricted_graph(
+    previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    eligible: np.ndarray,
+    rows: np.ndarray,
+) -> np.ndarray | None:
+    """The previous iteration's pair graph restricted to ``eligible``, when
+    that is exactly what recomputing would give: ``eligible`` is a subset of
+    the previous set and its decoder rows are bitwise unchanged (the zero
+    strategy only touches the rows it silences, which leave the set).  The
+    edge order (row-major) survives the monotone position map.  ``None``
+    when the graph must be recomputed."""
+    if previous is None:
+        return None
+    prev_ids, prev_rows, prev_edges = previous
+    pos = np.searchsorted(prev_ids, eligible)
+    if (pos >= len(prev_ids)).any() or not np.array_equal(prev_ids[pos], eligible):
+        return None
+    if not np.array_equal(prev_rows[pos], rows):
+        return None
+    new_pos = np.full(len(prev_ids), -1, dtype=np.int64)
+    new_pos[pos] = np.arange(len(eligible))
+    mapped = new_pos[prev_edges]
+    return mapped[(mapped >= 0).all(axis=1)]
 
 
 def _safe_stem(path: Path) -> str:
@@ -494,13 +525,18 @@ class EpochCompressor:
         final_coverage = 1.0
         reason = "max_iterations"
         synth_name = f"EpochSynth_{_safe_stem(src)}"
+        graph: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
         for k in range(self.max_iterations):
             mask = firing_rate >= self.min_firing_rate
             mask[sorted(self._zeroed)] = False
             eligible = np.flatnonzero(mask).astype(np.int64)
             rows = np.asarray(current["W_dec"][eligible], dtype=np.float32)
-            edges = cosine_pair_graph(rows, self.cosine_threshold)
+            edges = _restricted_graph(graph, eligible, rows)
+            reused = edges is not None
+            if edges is None:
+                edges = cosine_pair_graph(rows, self.cosine_threshold)
+            graph = (eligible, rows, edges)
             sel = select_panels(
                 rows,
                 priority[eligible],
@@ -532,6 +568,7 @@ class EpochCompressor:
                 {
                     "n_eligible": len(fids),
                     "n_edges": sel.n_edges,
+                    "graph_reused": reused,
                     "n_covered": sel.n_covered,
                     "coverage": sel.coverage,
                 }

@@ -20,6 +20,10 @@ pub const ZERO_NORM: f64 = 1e-12;
 const ROW_BLOCK: usize = 64;
 /// Columns per GEMM tile, so a block never holds more than `ROW_BLOCK × COL_CHUNK` cosines.
 const COL_CHUNK: usize = 2048;
+/// Upcoming anchors whose cosines one pass over the rows computes.
+const ANCHOR_BLOCK: usize = 32;
+/// Rows per parallel work item of the anchor cosines.
+const SIM_ROWS: usize = 256;
 
 fn check_finite_rows(field: &str, rows: ArrayView2<'_, f32>) -> Result<()> {
     if let Some(((r, c), v)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
@@ -199,6 +203,25 @@ fn dot64(x: ArrayView1<'_, f32>, y: ArrayView1<'_, f32>) -> f64 {
     }
 }
 
+/// `out[k, r] = dot64(unit[r], unit[anchors[k]])`, parallel over row chunks.
+fn cosines_to(unit: ArrayView2<'_, f32>, anchors: &[usize]) -> Array2<f64> {
+    let n = unit.nrows();
+    let mut out = Array2::<f64>::zeros((anchors.len(), n));
+    out.axis_chunks_iter_mut(Axis(1), SIM_ROWS)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(c, mut tile)| {
+            let r0 = c * SIM_ROWS;
+            for j in 0..tile.ncols() {
+                let row = unit.row(r0 + j);
+                for (k, &a) in anchors.iter().enumerate() {
+                    tile[[k, j]] = dot64(row, unit.row(a));
+                }
+            }
+        });
+    out
+}
+
 /// Descending by value, ties by ascending position (a stable descending sort).
 fn desc_then_pos(a: (f64, usize), b: (f64, usize)) -> Ordering {
     b.0.partial_cmp(&a.0)
@@ -274,16 +297,29 @@ pub fn select_panels(
     let mut single_feature = false;
     let want = params.panel_size - 1;
 
-    for &anchor in &queue {
+    // Cosines to the anchors are computed ANCHOR_BLOCK upcoming anchors at a
+    // time (one pass over the rows serves them all: the pass is memory-bound),
+    // skipping queue entries already at the cap (visits only grow).
+    let mut block: Vec<usize> = Vec::new();
+    let mut block_sims = Array2::<f64>::zeros((0, n));
+    for (qi, &anchor) in queue.iter().enumerate() {
         if visits[anchor] >= params.n_visits {
             continue;
         }
-        let u = unit.row(anchor);
-        let sims: Vec<f64> = unit
-            .axis_iter(Axis(0))
-            .into_par_iter()
-            .map(|r| dot64(r, u))
-            .collect();
+        let slot = match block.iter().position(|&a| a == anchor) {
+            Some(k) => k,
+            None => {
+                block = queue[qi..]
+                    .iter()
+                    .copied()
+                    .filter(|&a| visits[a] < params.n_visits)
+                    .take(ANCHOR_BLOCK)
+                    .collect();
+                block_sims = cosines_to(unit.view(), &block);
+                0
+            }
+        };
+        let sims = block_sims.row(slot);
         let mut cand: Vec<(f64, usize)> = (0..n)
             .filter(|&b| b != anchor && visits[b] < params.n_visits)
             .map(|b| (sims[b], b))
