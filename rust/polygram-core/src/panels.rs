@@ -39,7 +39,7 @@ fn check_finite_rows(field: &str, rows: ArrayView2<'_, f32>) -> Result<()> {
 /// below [`ZERO_NORM`] is divided by 1, so an all-zero row stays zero.
 pub fn unit_rows(rows: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     check_finite_rows("rows", rows)?;
-    let mut out = rows.to_owned();
+    let mut out = rows.as_standard_layout().into_owned(); // row slices below need C order
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .for_each(|mut row| {
@@ -176,36 +176,57 @@ fn check_params(p: &PanelParams) -> Result<()> {
 
 /// `Σ x·y` in float64 with eight interleaved accumulators (vectorisable);
 /// the summation order depends only on the length, so identical rows give
-/// bit-identical results — exact ties stay exact.
-fn dot64(x: ArrayView1<'_, f32>, y: ArrayView1<'_, f32>) -> f64 {
+/// bit-identical results — exact ties stay exact.  No FMA contraction, so
+/// the AVX2 build of [`dot64_avx2`] gives the same bits as this one.
+#[inline(always)]
+fn dot64_slices(xs: &[f32], ys: &[f32]) -> f64 {
     let mut acc = [0f64; 8];
-    match (x.as_slice(), y.as_slice()) {
-        (Some(xs), Some(ys)) => {
-            let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
-            let tail: f64 = xc
-                .remainder()
-                .iter()
-                .zip(yc.remainder())
-                .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                .sum();
-            for (a, b) in xc.zip(yc) {
-                for k in 0..8 {
-                    acc[k] += f64::from(a[k]) * f64::from(b[k]);
-                }
-            }
-            acc.iter().sum::<f64>() + tail
+    let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += f64::from(a[k]) * f64::from(b[k]);
         }
-        _ => x
-            .iter()
-            .zip(y.iter())
-            .map(|(&a, &b)| f64::from(a) * f64::from(b))
-            .sum(),
     }
+    acc.iter().sum::<f64>() + tail
 }
 
-/// `out[k, r] = dot64(unit[r], unit[anchors[k]])`, parallel over row chunks.
+/// [`dot64_slices`] compiled for AVX2 (4 float64 lanes instead of SSE2's 2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot64_avx2(xs: &[f32], ys: &[f32]) -> f64 {
+    dot64_slices(xs, ys)
+}
+
+fn dot64_portable(xs: &[f32], ys: &[f32]) -> f64 {
+    dot64_slices(xs, ys)
+}
+
+type Dot = fn(&[f32], &[f32]) -> f64;
+
+/// The fastest [`dot64_slices`] build this CPU runs (chosen once per call site).
+fn pick_dot() -> Dot {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was just detected on this CPU.
+            return |x, y| unsafe { dot64_avx2(x, y) };
+        }
+    }
+    dot64_portable
+}
+
+/// `out[k, r] = dot(unit[r], unit[anchors[k]])`, parallel over row chunks.
+/// `unit` must be in standard (row-major, contiguous) layout.
 fn cosines_to(unit: ArrayView2<'_, f32>, anchors: &[usize]) -> Array2<f64> {
     let n = unit.nrows();
+    let dot = pick_dot();
+    let row = |r: usize| unit.row(r).to_slice().unwrap_or(&[]);
     let mut out = Array2::<f64>::zeros((anchors.len(), n));
     out.axis_chunks_iter_mut(Axis(1), SIM_ROWS)
         .into_par_iter()
@@ -213,9 +234,9 @@ fn cosines_to(unit: ArrayView2<'_, f32>, anchors: &[usize]) -> Array2<f64> {
         .for_each(|(c, mut tile)| {
             let r0 = c * SIM_ROWS;
             for j in 0..tile.ncols() {
-                let row = unit.row(r0 + j);
+                let x = row(r0 + j);
                 for (k, &a) in anchors.iter().enumerate() {
-                    tile[[k, j]] = dot64(row, unit.row(a));
+                    tile[[k, j]] = dot(x, row(a));
                 }
             }
         });
@@ -542,6 +563,27 @@ mod tests {
         let sel = select_panels(r.view(), prio.view(), &[], params(3, 1, 1, 1.0)).unwrap();
         assert_eq!(sel.panels[0].members, vec![0, 1, 2]);
         assert_eq!(sel.panels[0].cosines, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn layout_and_dot_builds_do_not_change_results() {
+        let r = rows(300, 13, 21);
+        let fortran = r.t().as_standard_layout().into_owned(); // (13, 300) C order
+        let view = fortran.t(); // (300, 13) with Fortran strides
+        let prio = Array1::from_shape_fn(300, |k| (k % 5) as f64);
+        let edges = cosine_pair_graph(r.view(), 0.2).unwrap();
+        assert_eq!(cosine_pair_graph(view, 0.2).unwrap(), edges);
+        let p = params(8, 2, 50, 0.9);
+        assert_eq!(
+            select_panels(view, prio.view(), &edges, p).unwrap(),
+            select_panels(r.view(), prio.view(), &edges, p).unwrap()
+        );
+        let u = unit_rows(r.view()).unwrap();
+        let (a, b) = (u.row(3).to_vec(), u.row(7).to_vec());
+        assert_eq!(
+            pick_dot()(&a, &b).to_bits(),
+            dot64_portable(&a, &b).to_bits()
+        );
     }
 
     #[test]
