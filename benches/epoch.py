@@ -13,7 +13,9 @@ Workloads on random float32 decoder rows (standard normal, seed 0):
   - *0.0.1 loop* (estimate): upstream's pure-Python threshold loop over all
     ``n(n−1)/2`` pairs, timed on a 2,000-row sample and scaled by pair count.
 * **panel selection** over 5,000 eligible rows (the design doc's expected
-  eligible set at ``min_firing_rate = 0.01``), 1,000 panels max, visit cap 3.
+  eligible set at ``min_firing_rate = 0.01``), 1,000 panels max, visit cap 3;
+* **end to end**: ``EpochCompressor.run`` (2 iterations, 1,000 panels each)
+  on a synthetic clustered SAE of the same shape with 654 cached tokens.
 
 Usage::
 
@@ -123,6 +125,57 @@ def main() -> None:
     print(
         f"| panel selection, {n_e} eligible x {args.d}, {len(edges):,} edges, "
         f"{len(sel.panels)} panels | — | {fmt(t_sel)} | — | — | — |"  # type: ignore[attr-defined]
+    )
+
+    if args.n >= 8192:
+        end_to_end(rng, args.n, args.d)
+
+
+def end_to_end(rng: np.random.Generator, n: int, d: int, t: int = 654) -> None:
+    """``EpochCompressor.run`` on a synthetic clustered SAE (3,000 directions
+    with two noisy copies each, tied encoders) and cached residuals."""
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.numpy import save_file
+
+    from polygram.compression.epoch import EpochCompressor
+
+    w = rng.standard_normal((n, d)).astype(np.float32)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    groups = min(3000, n // 3)
+    for g in range(groups):
+        noise = rng.standard_normal((2, d)).astype(np.float32) * (0.3 / np.sqrt(d))
+        w[groups + 2 * g : groups + 2 * g + 2] = w[g] + noise
+    x = rng.standard_normal((t, d)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "sae.safetensors"
+        save_file(
+            {
+                "W_enc": np.ascontiguousarray(w.T),
+                "b_enc": np.full(n, -1.6, np.float32),
+                "W_dec": w,
+                "b_dec": np.zeros(d, np.float32),
+            },
+            str(src),
+        )
+        epoch = EpochCompressor(
+            src,
+            [],
+            10,
+            cached_residuals=x,
+            max_iterations=2,
+            polygram_overlap_threshold=0.0,
+            progress=False,
+        )
+        t0 = time.perf_counter()
+        report = epoch.run(Path(tmp) / "out.safetensors").report
+        wall = time.perf_counter() - t0
+    its = report.iterations
+    print(
+        f"| EpochCompressor.run, {n}x{d} clustered SAE, {t} cached tokens, "
+        f"{len(its)} iterations, {report.n_panels_total} panels, "
+        f"{report.n_features_zeroed_total} zeroed | — | {fmt(wall)} | — | — | — |"
     )
 
 
