@@ -456,17 +456,14 @@ def test_run_prints_progress(sae: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "behavioural"))
-    from beh_helpers import build_tiny_gpt2
+    from behavioural.beh_helpers import build_tiny_gpt2
 
     return Path(build_tiny_gpt2(tmp_path_factory.mktemp("epoch_tiny_gpt2")))
 
 
 @pytest.mark.torch
 def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path) -> None:
-    from beh_helpers import PROMPTS, write_sae
+    from behavioural.beh_helpers import PROMPTS, write_sae
 
     from polygram.behavioural.runtime import capture_block_inputs
 

@@ -1,0 +1,57 @@
+"""examples/compress_epoch_validated.py: the skip branch, and a full run on the tiny model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from polygram.compression import EpochReport
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "compress_epoch_validated.py"
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("compress_epoch_validated", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_skips_without_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POLYGRAM_SAE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load().main(tmp_path / "out") is None
+    assert capsys.readouterr().out.startswith("skip: no SAE checkpoint")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.torch
+def test_full_walk(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behavioural.beh_helpers import PROMPTS, build_tiny_gpt2, write_sae
+
+    model = build_tiny_gpt2(tmp_path_factory.mktemp("epoch_example_gpt2"))
+    ckpt = tmp_path / "sae.safetensors"
+    write_sae(ckpt, n_sae=24, d_model=32, seed=3)
+    report = load().main(
+        tmp_path / "out",
+        sae_checkpoint=ckpt,
+        model_name=str(model),
+        layer=2,
+        prompts=PROMPTS,
+        min_both_fire=2,
+        device="cpu",
+    )
+    assert isinstance(report, EpochReport)
+    assert EpochReport.from_json(tmp_path / "out" / "epoch_report.json") == (
+        EpochReport.from_json(report.to_json())
+    )
+    assert (tmp_path / "out" / "sae.epoch.safetensors").is_file()
+    assert "iteration 0:" in capsys.readouterr().out
