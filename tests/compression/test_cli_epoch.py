@@ -121,3 +121,16 @@ def test_argparse_errors(files: dict[str, Path]) -> None:
     assert r.returncode == 2 and "one of the arguments" in r.stderr
     r = cli(*base(files), "--prompts", str(files["prompts"]), "--strategy", "merge")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_layer_zero_allowed_and_intermediate_reports(files: dict[str, Path]) -> None:
+    args = [a if a != "5" else "0" for a in base(files)]
+    r = cli(*args, "--cached-residuals", str(files["x"]), "--allow-layer-zero",
+            "--save-intermediate-reports", "--polygram-threshold", "0",
+            "--max-iterations", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rep = EpochReport.from_json(files["json"])
+    assert rep.convergence_reason == "max_iterations"
+    paths = rep.iterations[0].validation_report_paths
+    assert paths and all(Path(p).is_file() for p in paths)
+    assert Path(paths[0]).parent == files["out"].parent / "epoch_intermediate"

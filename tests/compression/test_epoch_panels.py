@@ -269,6 +269,7 @@ def test_single_row_is_flagged() -> None:
         ({"n_panels_max": True}, "n_panels_max"),
         ({"coverage_target": 0.0}, "coverage_target"),
         ({"coverage_target": float("nan")}, "coverage_target"),
+        ({"coverage_target": "0.5"}, "coverage_target"),
         ({"edges": np.array([[0, 5]])}, "edge 0"),
         ({"edges": np.array([[1, 1]])}, "distinct"),
         ({"edges": np.array([[-1, 1]])}, ">= 0"),

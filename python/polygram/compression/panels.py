@@ -100,6 +100,10 @@ def select_panels(
         raise CompressionError(
             f"priority: shape {p.shape}; expected ({r.shape[0]},), one value per row"
         )
+    if isinstance(coverage_target, bool) or not isinstance(coverage_target, Real):
+        raise CompressionError(
+            f"coverage_target: got {coverage_target!r}; expected a number in (0, 1]"
+        )
     e = np.asarray(edges)
     if e.size == 0:
         e = np.zeros((0, 2), dtype=np.int64)
