@@ -575,3 +575,54 @@ def test_run_reuses_the_graph_after_the_first_iteration(sae: Path, tmp_path: Pat
     its = e.debug["iterations"]
     assert len(its) >= 2 and not its[0]["graph_reused"] and its[1]["graph_reused"]
     assert its[1]["n_edges"] <= its[0]["n_edges"]
+
+
+@st.composite
+def panel_reports(draw: st.DrawFn) -> list[ValidationReport]:
+    reports = []
+    for k in range(draw(st.integers(1, 4))):
+        ids = tuple(sorted(draw(st.sets(st.integers(0, 9), min_size=1, max_size=5))))
+        pairs = []
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                n_i, n_j = draw(st.integers(0, 20)), draw(st.integers(0, 20))
+                both = draw(st.integers(0, min(n_i, n_j)))
+                pairs.append(
+                    _pair(
+                        ids[a],
+                        ids[b],
+                        polygram_overlap=draw(st.floats(0, 1)),
+                        decoder_overlap=draw(st.floats(0, 1)),
+                        jaccard=draw(st.floats(0, 1)),
+                        pearson_activation=draw(st.floats(-1, 1)),
+                        n_fires_i=n_i,
+                        n_fires_j=n_j,
+                        n_both_fire=both,
+                        n_either_fire=n_i + n_j - both,
+                        gate_pass=draw(st.booleans()),
+                    )
+                )
+        reports.append(_panel_report(f"Panel{k}", ids, pairs))
+    return reports
+
+
+@given(panel_reports())
+def test_aggregation_matches_dict_oracle(reports: list[ValidationReport]) -> None:
+    s = aggregate_panel_reports(reports, "EpochSynth_t")
+    groups: dict[tuple[int, int], list[CandidatePair]] = {}
+    for r in reports:
+        for p in r.pairs:
+            groups.setdefault((p.i, p.j), []).append(p)
+    assert [(p.i, p.j) for p in s.pairs] == sorted(groups)
+    for p in s.pairs:
+        g = groups[(p.i, p.j)]
+        assert p.polygram_overlap == max(q.polygram_overlap for q in g)
+        assert p.jaccard == max(q.jaccard for q in g)
+        assert p.decoder_overlap == g[0].decoder_overlap
+        assert p.n_either_fire == max(q.n_either_fire for q in g)
+        w = [max(1, q.n_either_fire) for q in g]
+        want = sum(wi * q.pearson_activation for wi, q in zip(w, g, strict=True)) / sum(w)
+        assert p.pearson_activation == pytest.approx(want, abs=1e-12)
+        assert p.gate_pass == any(q.gate_pass for q in g)
+    assert s.confirmed == tuple(sorted(k for k, g in groups.items() if any(q.gate_pass for q in g)))
+    assert s.feature_ids == tuple(sorted({f for r in reports for f in r.feature_ids}))
