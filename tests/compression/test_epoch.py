@@ -454,15 +454,8 @@ def test_run_prints_progress(sae: Path, tmp_path: Path, capsys: pytest.CaptureFi
 # --- the model pre-pass (torch) ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from behavioural.beh_helpers import build_tiny_gpt2
-
-    return Path(build_tiny_gpt2(tmp_path_factory.mktemp("epoch_tiny_gpt2")))
-
-
 @pytest.mark.torch
-def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path) -> None:
+def test_run_with_prompts_equals_cached_capture(tiny_model_dir: Path, tmp_path: Path) -> None:
     from behavioural.beh_helpers import PROMPTS, write_sae
 
     from polygram.behavioural.runtime import capture_block_inputs
@@ -470,7 +463,7 @@ def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path)
     sae = tmp_path / "sae.safetensors"
     write_sae(sae, n_sae=24, d_model=32, seed=3)
     common: dict[str, Any] = {
-        "model_name": str(tiny_gpt2),
+        "model_name": str(tiny_model_dir),
         "device": "cpu",
         "polygram_overlap_threshold": 0.0,
         "min_both_fire": 2,
@@ -478,7 +471,7 @@ def test_run_with_prompts_equals_cached_capture(tiny_gpt2: Path, tmp_path: Path)
     }
     live = EpochCompressor(sae, PROMPTS, 2, **common)
     a = live.run(tmp_path / "a.safetensors").report
-    x = capture_block_inputs(str(tiny_gpt2), 2, PROMPTS, "cpu")
+    x = capture_block_inputs(str(tiny_model_dir), 2, PROMPTS, "cpu")
     assert live.debug["n_tokens"] == x.shape[0] > 0
     cached = EpochCompressor(sae, [], 2, cached_residuals=x, **common)
     b = cached.run(tmp_path / "b.safetensors").report

@@ -33,11 +33,11 @@ def test_skips_without_a_checkpoint(
 
 @pytest.mark.torch
 def test_full_walk(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from behavioural.beh_helpers import PROMPTS, build_tiny_gpt2, write_sae
+    from behavioural.beh_helpers import PROMPTS, write_sae
 
-    model = build_tiny_gpt2(tmp_path_factory.mktemp("epoch_example_gpt2"))
+    model = tiny_model_dir
     ckpt = tmp_path / "sae.safetensors"
     write_sae(ckpt, n_sae=24, d_model=32, seed=3)
     report = load().main(
