@@ -11,13 +11,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from polygram.compression.regrow import (
-    Regrower,
-    RegrowReport,
-    RegrowStrategy,
-    residual_stream,
-)
-from polygram.errors import CompressionError
+from polygram.compression.regrow import Regrower, RegrowReport, RegrowStrategy
+from polygram.errors import CompressionError, SAEFormatError
+from polygram.sae.forward import residual_stream
 
 ZEROED = (2, 5, 9, 13)
 
@@ -210,7 +206,7 @@ def test_non_canonical_keys_are_refused(residuals: np.ndarray, tmp_path: Path) -
         str(p),
     )
     g = Regrower(p, "residual_kmeans", [3], cached_residuals=residuals)  # header read: 16 rows
-    with pytest.raises(CompressionError, match=r"canonical tensors.*polygram compress"):
+    with pytest.raises(SAEFormatError, match=r"canonical tensors.*polygram compress"):
         g.plan()
 
 

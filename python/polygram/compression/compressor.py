@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from polygram._io import atomic_write_with, sha256_file
+from polygram._io import sha256_file
 from polygram.behavioural.report import CandidatePair, ValidationReport
 from polygram.compression.clusters import connected_components
 from polygram.compression.report import (
@@ -43,8 +43,13 @@ from polygram.compression.strategies import (
     row_norms,
     zero_strategy,
 )
-from polygram.errors import CompressionError, missing
-from polygram.sae.checkpoint import CANONICAL_KEYS, check_sae_shapes, load_sae_checkpoint
+from polygram.errors import CompressionError
+from polygram.sae.checkpoint import (
+    CANONICAL_KEYS,
+    check_sae_shapes,
+    load_sae_checkpoint,
+    write_sae_state,
+)
 
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
@@ -316,11 +321,7 @@ class Compressor:
         ratio = _scale_ratio(patched, w_src, self.strategy)
         dictionary = self._debug_dictionary(patched, new["W_dec"])
 
-        safetensors_numpy = _safetensors_numpy()
-        atomic_write_with(
-            out,
-            lambda tmp: safetensors_numpy.save_file({k: new[k] for k in CANONICAL_KEYS}, tmp),
-        )
+        write_sae_state(out, {k: new[k] for k in CANONICAL_KEYS})
         report = CompressionReport(
             source_checkpoint=str(self.sae_checkpoint),
             source_checkpoint_sha256=source_sha,
@@ -378,11 +379,3 @@ def _scale_ratio(plan: CompressionPlan, w_src: np.ndarray, strategy: str) -> flo
         else:
             kept += float(np.linalg.norm(w_src[c.representative].astype(np.float64)))
     return 1.0 if denom <= 0 else kept / denom
-
-
-def _safetensors_numpy() -> Any:
-    try:
-        import safetensors.numpy
-    except ImportError:
-        raise missing("safetensors", "sae", "writing SAE checkpoints") from None
-    return safetensors.numpy

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polygram._io import atomic_write_with, ensure_dir, sha256_file
+from polygram._io import ensure_dir, sha256_file
 from polygram._report_json import round6
 from polygram.behavioural.report import (
     CandidatePair,
@@ -48,8 +47,9 @@ from polygram.compression.epoch_report import (
     Panel,
 )
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
-from polygram.compression.regrow import _load_state, sae_activations, sae_reconstruct
 from polygram.errors import CompressionError
+from polygram.sae.checkpoint import checkpoint_stem, load_sae_state, write_sae_state
+from polygram.sae.forward import sae_activations, sae_reconstruct
 
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
@@ -333,16 +333,6 @@ def _restricted_graph(
     return mapped[(mapped >= 0).all(axis=1)]
 
 
-def _safe_stem(path: Path) -> str:
-    return re.sub(r"[-.]", "_", path.stem)
-
-
-def _save(state: Mapping[str, np.ndarray], path: Path) -> None:
-    from safetensors.numpy import save_file
-
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
-
-
 # ------------------------------------------------------------ the compressor
 @dataclass(eq=False)
 class EpochCompressor:
@@ -490,7 +480,7 @@ class EpochCompressor:
         source_sha = sha256_file(src)
         t0 = time.monotonic()
 
-        source_state = _load_state(src)
+        source_state = load_sae_state(src)
         x = self._residuals()
         n, d = source_state["W_dec"].shape
         if x.shape[1] != d:
@@ -524,7 +514,7 @@ class EpochCompressor:
         delta_1: float | None = None
         final_coverage = 1.0
         reason = "max_iterations"
-        synth_name = f"EpochSynth_{_safe_stem(src)}"
+        synth_name = f"EpochSynth_{checkpoint_stem(src)}"
         graph: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
         for k in range(self.max_iterations):
@@ -659,7 +649,7 @@ class EpochCompressor:
                 reason = state
                 break
 
-        atomic_write_with(out, lambda tmp: _save(current, tmp))
+        write_sae_state(out, current)
         report = EpochReport(
             source_checkpoint=str(self.sae_checkpoint),
             source_checkpoint_sha256=source_sha,
@@ -713,7 +703,7 @@ class EpochCompressor:
             fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_out.", suffix=".tmp", dir=out_dir)
             os.close(fd)
             tmp_out = Path(name)
-            _save(state, tmp_in)
+            write_sae_state(tmp_in, state)
             result = Compressor(synth, tmp_in, strategy="zero", representatives=reps).run(tmp_out)
             new_state = dict(load_file(str(tmp_out)))
         finally:
@@ -731,4 +721,5 @@ class EpochCompressor:
         w_dec = state["W_dec"]
         ids = sorted(self._zeroed)[:PANEL_SIZE] or list(range(min(PANEL_SIZE, w_dec.shape[0])))
         records = {f: SAEFeatureRecord(f, f"feat_{f}", np.asarray(w_dec[f])) for f in ids}
-        return from_sae_lens(records, ids, assign_gamma=True, name=f"Epoch_{_safe_stem(src)}")[0]
+        name = f"Epoch_{checkpoint_stem(src)}"
+        return from_sae_lens(records, ids, assign_gamma=True, name=name)[0]

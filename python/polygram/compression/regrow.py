@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polygram._io import atomic_write_bytes, sha256_file
+from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 from polygram.errors import CompressionError, missing
+from polygram.sae.checkpoint import checkpoint_stem, load_sae_state, write_sae_state
+from polygram.sae.forward import residual_stream
 from polygram.sae.safetensors_io import read_safetensors_header
 
 if TYPE_CHECKING:
@@ -39,15 +40,8 @@ __all__ = [
     "RegrowSlot",
     "RegrowStrategy",
     "Regrower",
-    "residual_stream",
-    "sae_activations",
-    "sae_reconstruct",
 ]
 
-#: Tensors a regrow reads and rewrites, under their literal names.
-_KEYS = ("W_enc", "b_enc", "W_dec", "b_dec")
-#: Tokens per chunk of the SAE forward, so ``T × n_features`` is never held.
-_CHUNK = 2048
 #: A residual stream whose global std is below this carries nothing to cluster.
 _NO_SIGNAL = 1e-9
 
@@ -246,43 +240,6 @@ class RegrowResult:
 
 
 # ----------------------------------------------------------------- the math
-def residual_stream(
-    x: np.ndarray,
-    w_enc: np.ndarray,
-    b_enc: np.ndarray,
-    w_dec: np.ndarray,
-    b_dec: np.ndarray,
-    chunk: int = _CHUNK,
-) -> np.ndarray:
-    """``R = X − (relu((X − b_dec)·W_enc + b_enc)·W_dec + b_dec)``: what a ReLU
-    SAE (decoder bias subtracted on input) fails to reconstruct, computed in
-    token chunks so the ``T × n_features`` activations are never all held."""
-    out = np.empty(x.shape, dtype=np.result_type(x, w_enc, w_dec))
-    for s in range(0, x.shape[0], chunk):
-        xs = x[s : s + chunk]
-        out[s : s + chunk] = xs - sae_reconstruct(xs, w_enc, b_enc, w_dec, b_dec)
-    return out
-
-
-def sae_activations(
-    x: np.ndarray, w_enc: np.ndarray, b_enc: np.ndarray, b_dec: np.ndarray
-) -> np.ndarray:
-    """``relu((X − b_dec)·W_enc + b_enc)``: the SAE-Lens ReLU encoder with the
-    decoder bias subtracted on input (a feature fires where this is > 0)."""
-    return np.maximum((x - b_dec) @ w_enc + b_enc, 0)
-
-
-def sae_reconstruct(
-    x: np.ndarray,
-    w_enc: np.ndarray,
-    b_enc: np.ndarray,
-    w_dec: np.ndarray,
-    b_dec: np.ndarray,
-) -> np.ndarray:
-    """``sae_activations(X)·W_dec + b_dec`` (callers chunk over tokens)."""
-    return sae_activations(x, w_enc, b_enc, b_dec) @ w_dec + b_dec
-
-
 def _kmeans(r: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Centroids (in ``r``'s dtype) and cluster sizes of scikit-learn's Lloyd
     k-means, seeded (k-means++ init, sklearn defaults otherwise)."""
@@ -318,41 +275,6 @@ def _n_features(path: Path) -> int:
         f"Regrower.sae_checkpoint {str(path)!r}: no decoder tensor (W_dec, decoder.weight "
         f"or dec); keys: {sorted(tensors)}"
     )
-
-
-def _load_state(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the checkpoint as stored (all keys and dtypes are kept
-    in the output); the four SAE tensors must carry their canonical names."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise missing("safetensors", "sae", "Regrower") from None
-    try:
-        state = load_file(str(path))
-    except (TypeError, ValueError) as e:  # e.g. BF16, which numpy cannot hold
-        raise CompressionError(f"{str(path)!r}: cannot be read as numpy tensors ({e})") from None
-    absent = [k for k in _KEYS if k not in state]
-    if absent:
-        raise CompressionError(
-            f"{str(path)!r}: Regrower needs the canonical tensors {list(_KEYS)}; missing "
-            f"{absent} (keys: {sorted(state)}). `polygram compress` writes canonical names."
-        )
-    n, d = state["W_dec"].shape
-    if (
-        state["W_enc"].shape != (d, n)
-        or state["b_enc"].shape != (n,)
-        or state["b_dec"].shape != (d,)
-    ):
-        raise CompressionError(
-            f"{str(path)!r}: SAE shapes disagree: W_enc {state['W_enc'].shape}, b_enc "
-            f"{state['b_enc'].shape}, W_dec {state['W_dec'].shape}, b_dec {state['b_dec'].shape}; "
-            f"expected W_enc (d, n), b_enc (n,), W_dec (n, d), b_dec (d,)"
-        )
-    return state
-
-
-def _safe_stem(path: Path) -> str:
-    return re.sub(r"[-.]", "_", path.stem)
 
 
 # ----------------------------------------------------------------- Regrower
@@ -493,7 +415,7 @@ class Regrower:
         if self._plan is not None:
             return self._plan
         path = Path(self.sae_checkpoint)
-        state = _load_state(path)
+        state = load_sae_state(path)
         ids = tuple(range(state["W_dec"].shape[0]))
         x = self._residuals()
         d = state["W_dec"].shape[1]
@@ -570,10 +492,8 @@ class Regrower:
                 "Regrower.apply: the plan was not produced by this Regrower's plan(); the "
                 "tensors written always come from this instance's plan"
             )
-        state = self._state if self._state is not None else _load_state(src)
-        from safetensors.numpy import save
-
-        atomic_write_bytes(out, save(state))
+        state = self._state if self._state is not None else load_sae_state(src)
+        write_sae_state(out, state)
         report = RegrowReport(
             source_checkpoint=str(self.sae_checkpoint),
             source_checkpoint_sha256=sha256_file(src),
@@ -599,7 +519,7 @@ class Regrower:
         n = _n_features(out)
         ids = [i for i in ids if i < n]
         name = self._provenance.get(
-            "compression_report_dictionary_name", f"Regrown_{_safe_stem(Path(self.sae_checkpoint))}"
+            "compression_report_dictionary_name", f"Regrown_{checkpoint_stem(self.sae_checkpoint)}"
         )
         records = load_sae_safetensors(out, feature_ids=ids)
         return from_sae_lens(records, ids, assign_gamma=True, name=name)[0]

@@ -26,12 +26,14 @@ numpy casts, then narrowed to float32.  Files are only opened for reading.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from polygram.errors import OrientationError, SAEFormatError
+from polygram._io import atomic_write_with
+from polygram.errors import OrientationError, SAEFormatError, missing
 from polygram.sae.safetensors_io import (
     _DECODE,
     DECODER_KEYS,
@@ -44,7 +46,15 @@ from polygram.sae.safetensors_io import (
     read_safetensors_header,
 )
 
-__all__ = ["CANONICAL_KEYS", "SAE_KEY_ALIASES", "check_sae_shapes", "load_sae_checkpoint"]
+__all__ = [
+    "CANONICAL_KEYS",
+    "SAE_KEY_ALIASES",
+    "check_sae_shapes",
+    "checkpoint_stem",
+    "load_sae_checkpoint",
+    "load_sae_state",
+    "write_sae_state",
+]
 
 #: The four tensors of an SAE, in the order the compression code reads them.
 CANONICAL_KEYS: tuple[str, ...] = ("W_enc", "b_enc", "W_dec", "b_dec")
@@ -151,3 +161,45 @@ def check_sae_shapes(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarr
                 f"{str(path)!r}: {key} has canonical shape {list(arrays[key].shape)} but "
                 f"W_dec is {n}×{d} (n_features × d_model), so {key} must be {list(shape)}"
             )
+
+
+def load_sae_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every tensor of the checkpoint exactly as stored (all keys, original
+    dtypes), for the tools that rewrite a checkpoint and keep the rest of it
+    (regrow, epoch).  The four SAE tensors must carry their canonical names
+    (``polygram compress`` always writes them) and agree in shape."""
+    p = Path(path)
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise missing("safetensors", "sae", "reading SAE checkpoints") from None
+    try:
+        state = load_file(str(p))
+    except (TypeError, ValueError) as e:  # e.g. BF16, which numpy cannot hold
+        raise SAEFormatError(f"{str(p)!r}: cannot be read as numpy tensors ({e})") from None
+    absent = [k for k in CANONICAL_KEYS if k not in state]
+    if absent:
+        raise SAEFormatError(
+            f"{str(p)!r}: needs the canonical tensors {list(CANONICAL_KEYS)}; missing "
+            f"{absent} (keys: {sorted(state)}). `polygram compress` writes canonical names."
+        )
+    if state["W_dec"].ndim != 2:
+        raise SAEFormatError(f"{str(p)!r}: W_dec has shape {state['W_dec'].shape}; expected 2-D")
+    check_sae_shapes(p, state)
+    return state
+
+
+def write_sae_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
+    """Write ``state`` as a safetensors file atomically (temp file beside
+    ``path``, then one rename)."""
+    try:
+        from safetensors.numpy import save_file
+    except ImportError:
+        raise missing("safetensors", "sae", "writing SAE checkpoints") from None
+    tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    return atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def checkpoint_stem(path: str | os.PathLike[str]) -> str:
+    """The file stem with ``-`` and ``.`` replaced by ``_`` (report names)."""
+    return re.sub(r"[-.]", "_", Path(path).stem)
