@@ -19,23 +19,11 @@ import os
 from pathlib import Path
 
 from polygram import BehaviouralValidator, ValidationReport, from_sae_lens, load_sae_safetensors
+from polygram.behavioural import read_prompts
 
 DEFAULT_SAE = Path("scratch/real-sae/blocks.10.hook_resid_pre/sae_weights.safetensors")
 PANEL = [12999, 19398, 4192, 23625, 8371, 2287, 68, 13737]
-PROMPTS = [
-    "The cat sat on the mat and watched the birds outside the window.",
-    "In 1905 Einstein published four papers that changed physics.",
-    "def add(a, b):\n    return a + b",
-    "She bought apples, oranges and a loaf of bread at the market.",
-    "The stock market fell sharply after the central bank raised rates.",
-    "Photosynthesis converts light energy into chemical energy in plants.",
-    "He scored twice in the second half to win the championship.",
-    "The museum's new exhibit features paintings from the Renaissance.",
-    "Rain is expected tomorrow across most of the northern region.",
-    "To install the package, run pip install followed by its name.",
-    "The recipe calls for two cups of flour and a pinch of salt.",
-    "Quantum computers use qubits that can exist in superposition.",
-]
+PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 
 
 def main(
@@ -60,7 +48,7 @@ def main(
         dictionary=dictionary,
         sae_checkpoint=ckpt,
         feature_ids=ids,
-        prompts=PROMPTS if prompts is None else prompts,
+        prompts=read_prompts(PROMPTS_FILE) if prompts is None else prompts,
         layer=layer,
         model_name=model_name,
         min_both_fire=min_both_fire,

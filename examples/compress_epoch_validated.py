@@ -20,22 +20,10 @@ import os
 from pathlib import Path
 
 from polygram import EpochCompressor, EpochReport
+from polygram.behavioural import read_prompts
 
 DEFAULT_SAE = Path("scratch/real-sae/blocks.10.hook_resid_pre/sae_weights.safetensors")
-PROMPTS = [
-    "The cat sat on the mat and watched the birds outside the window.",
-    "In 1905 Einstein published four papers that changed physics.",
-    "def add(a, b):\n    return a + b",
-    "She bought apples, oranges and a loaf of bread at the market.",
-    "The stock market fell sharply after the central bank raised rates.",
-    "Photosynthesis converts light energy into chemical energy in plants.",
-    "He scored twice in the second half to win the championship.",
-    "The museum's new exhibit features paintings from the Renaissance.",
-    "Rain is expected tomorrow across most of the northern region.",
-    "To install the package, run pip install followed by its name.",
-    "The recipe calls for two cups of flour and a pinch of salt.",
-    "Quantum computers use qubits that can exist in superposition.",
-]
+PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 
 
 def main(
@@ -56,7 +44,7 @@ def main(
     out = Path(output_dir)
     epoch = EpochCompressor(
         sae_checkpoint=ckpt,
-        prompts=PROMPTS if prompts is None else prompts,
+        prompts=read_prompts(PROMPTS_FILE) if prompts is None else prompts,
         layer=layer,
         model_name=model_name,
         max_iterations=max_iterations,

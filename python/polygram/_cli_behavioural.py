@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parsers", "cmd_validate", "read_prompts"]
+from polygram.behavioural.prompts import read_prompts
+
+__all__ = ["add_parsers", "cmd_validate"]
 
 _EXIT_USAGE = 2
 _EXIT_FAILED = 1
@@ -25,17 +27,6 @@ _EXIT_FAILED = 1
 
 class _ValidateError(Exception):
     """A ``polygram validate: …`` usage failure (exit 2)."""
-
-
-def read_prompts(path: Path) -> list[str]:
-    """One prompt per line, stripped; blank lines and ``#`` comments skipped."""
-    text = path.read_text(encoding="utf-8")
-    out = []
-    for line in text.splitlines():
-        s = line.strip()
-        if s and not s.startswith("#"):
-            out.append(s)
-    return out
 
 
 def _say(text: str) -> None:

@@ -103,8 +103,8 @@ def _existing(flag: str, value: str) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from polygram._cli_behavioural import read_prompts
     from polygram._cli_regrow import _RegrowError, _residuals
+    from polygram.behavioural.prompts import read_prompts
     from polygram.compression.epoch import EpochCompressor
     from polygram.errors import MissingDependencyError
 

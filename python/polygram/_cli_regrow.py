@@ -107,7 +107,7 @@ def _residuals(path: Path) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from polygram._cli_behavioural import read_prompts
+    from polygram.behavioural.prompts import read_prompts
     from polygram.compression import CompressionReport
     from polygram.compression.regrow import Regrower
 

@@ -12,6 +12,7 @@ from polygram.behavioural.confirmers import (
     Confirmer,
     DecoderGeometryConfirmer,
 )
+from polygram.behavioural.prompts import read_prompts
 from polygram.behavioural.report import (
     BucketStats,
     CandidatePair,
@@ -29,4 +30,5 @@ __all__ = [
     "DecoderGeometryConfirmer",
     "ValidationReport",
     "ValidationSummary",
+    "read_prompts",
 ]
