@@ -39,6 +39,7 @@ from polygram.compression.report import (
 from polygram.compression.strategies import (
     MERGE_MODES,
     STRATEGIES,
+    check_feature_ids,
     merge_strategy,
     row_norms,
     zero_strategy,
@@ -224,12 +225,7 @@ class Compressor:
         """0.4·norm proximity to the cluster median + 0.4·min-max ablation KL
         + 0.2·min-max log fires; argmax, ties → lowest fid."""
         w_dec = self._decoder()
-        bad = [m for m in members if not 0 <= m < w_dec.shape[0]]
-        if bad:
-            raise IndexError(
-                f"cluster {cid}: feature id(s) {bad} out of range; {str(self.sae_checkpoint)!r} "
-                f"holds features 0..{w_dec.shape[0] - 1}"
-            )
+        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(str(self._src)))
         norms = row_norms(w_dec, members)
         med = float(np.median(norms))
         prox = np.clip(1.0 - np.abs(norms - med) / (med + _EPS), 0.0, 1.0)
@@ -290,14 +286,8 @@ class Compressor:
         source_sha = sha256_file(src)
         w_src = arrays["W_dec"]
 
-        n = w_src.shape[0]
         for c in plan.clusters:
-            bad = [m for m in c.members if not 0 <= m < n]
-            if bad:
-                raise IndexError(
-                    f"cluster {c.cluster_id}: feature id(s) {bad} out of range; "
-                    f"{str(src)!r} holds features 0..{n - 1}"
-                )
+            check_feature_ids(f"cluster {c.cluster_id}", c.members, w_src.shape[0], repr(str(src)))
         member_norms = {c.cluster_id: row_norms(w_src, c.members) for c in plan.clusters}
 
         merged: dict[int, float] = {}
@@ -318,7 +308,7 @@ class Compressor:
             for c in plan.clusters
         )
         patched = CompressionPlan(clusters, plan.feature_ids)
-        ratio = _scale_ratio(patched, w_src, self.strategy)
+        ratio = _scale_ratio(patched, member_norms, w_src, self.strategy)
         dictionary = self._debug_dictionary(patched, new["W_dec"])
 
         write_sae_state(out, {k: new[k] for k in CANONICAL_KEYS})
@@ -351,12 +341,9 @@ class Compressor:
         ids = list(plan.feature_ids[:_DEBUG_FEATURES])
         if not ids:
             return None
-        bad = [f for f in ids if not 0 <= f < w_dec.shape[0]]
-        if bad:
-            raise IndexError(
-                f"validation_report.feature_ids: {bad} out of range; "
-                f"{str(self.sae_checkpoint)!r} holds features 0..{w_dec.shape[0] - 1}"
-            )
+        check_feature_ids(
+            "validation_report.feature_ids", ids, w_dec.shape[0], repr(str(self._src))
+        )
         records = {f: SAEFeatureRecord(f, f"feat_{f}", w_dec[f]) for f in ids}
         dictionary, _ = from_sae_lens(
             records, ids, assign_gamma=True, name=self.validation_report.dictionary_name
@@ -364,15 +351,20 @@ class Compressor:
         return dictionary
 
 
-def _scale_ratio(plan: CompressionPlan, w_src: np.ndarray, strategy: str) -> float:
-    """Preserved / source decoder-norm mass over clustered members only."""
+def _scale_ratio(
+    plan: CompressionPlan,
+    member_norms: Mapping[int, np.ndarray],
+    w_src: np.ndarray,
+    strategy: str,
+) -> float:
+    """Preserved / source decoder-norm mass over clustered members only
+    (``member_norms``: each cluster's source decoder-row norms, by id)."""
     if not plan.clusters:
         return 1.0
     denom = 0.0
     kept = 0.0
     for c in plan.clusters:
-        norms = row_norms(w_src, c.members)
-        denom += float(norms.sum())
+        denom += float(member_norms[c.cluster_id].sum())
         if strategy == "merge":
             assert c.merged_norm is not None
             kept += c.merged_norm * len(c.members)

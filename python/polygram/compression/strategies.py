@@ -24,7 +24,14 @@ import numpy as np
 
 from polygram.compression.report import CompressionPlan
 
-__all__ = ["MERGE_MODES", "STRATEGIES", "MergeMode", "merge_strategy", "zero_strategy"]
+__all__ = [
+    "MERGE_MODES",
+    "STRATEGIES",
+    "MergeMode",
+    "check_feature_ids",
+    "merge_strategy",
+    "zero_strategy",
+]
 
 STRATEGIES: tuple[str, ...] = ("zero", "merge")
 MERGE_MODES: tuple[str, ...] = ("freq_weighted", "simple_mean")
@@ -34,18 +41,24 @@ _KEYS = ("W_enc", "b_enc", "W_dec", "b_dec")
 _TINY = 1e-8
 
 
+def check_feature_ids(
+    what: str, fids: Iterable[int], n: int, source: str = "the checkpoint"
+) -> None:
+    """``IndexError`` naming ``what`` unless every id is in ``[0, n)`` (a
+    negative id would otherwise silently index from the end)."""
+    bad = [f for f in fids if not 0 <= f < n]
+    if bad:
+        raise IndexError(
+            f"{what}: feature id(s) {bad} out of range; {source} holds features 0..{n - 1}"
+        )
+
+
 def _copy_checked(arrays: Mapping[str, np.ndarray], plan: CompressionPlan) -> dict[str, np.ndarray]:
     lacking = [k for k in _KEYS if k not in arrays]
     if lacking:
         raise KeyError(f"SAE tensors {lacking} are missing; a strategy needs {list(_KEYS)}")
-    n = arrays["W_dec"].shape[0]
     for c in plan.clusters:
-        bad = [f for f in c.members if not 0 <= f < n]
-        if bad:
-            raise IndexError(
-                f"cluster {c.cluster_id}: feature id(s) {bad} out of range; "
-                f"the checkpoint holds features 0..{n - 1}"
-            )
+        check_feature_ids(f"cluster {c.cluster_id}", c.members, arrays["W_dec"].shape[0])
     return {k: np.array(arrays[k], copy=True) for k in _KEYS}
 
 
