@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     from polygram.behavioural.prompts import read_prompts
     from polygram.compression import CompressionReport
     from polygram.compression.regrow import Regrower
+    from polygram.errors import MissingDependencyError
 
     sae = _existing("--sae-checkpoint", args.sae_checkpoint)
     if Path(args.output_checkpoint).resolve() == sae.resolve():
@@ -121,7 +122,11 @@ def _run(args: argparse.Namespace) -> int:
         path = _existing("--cached-residuals", args.cached_residuals)
         acts["cached_residuals"] = _residuals(path)
     else:
-        prompts = read_prompts(_existing("--prompts", args.prompts))
+        path = _existing("--prompts", args.prompts)
+        try:
+            prompts = read_prompts(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise _RegrowError(f"--prompts {args.prompts!r} cannot be read: {e}") from None
         if not prompts:
             raise _RegrowError(f"--prompts {args.prompts!r}: holds no prompt")
         acts.update(
@@ -151,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         result = regrower.run(args.output_checkpoint)
         result.report.to_json(args.output)
+    except MissingDependencyError as e:  # 0.0.1: a traceback
+        raise _RegrowError(str(e)) from None
     except (ValueError, KeyError, IndexError, RuntimeError, NotImplementedError, OSError) as e:
         raise _RegrowError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
     r = result.report

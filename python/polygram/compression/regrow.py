@@ -26,7 +26,12 @@ import numpy as np
 from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 from polygram.errors import CompressionError, missing
-from polygram.sae.checkpoint import checkpoint_stem, load_sae_state, write_sae_state
+from polygram.sae.checkpoint import (
+    checkpoint_stem,
+    load_sae_state,
+    require_finite_sae,
+    write_sae_state,
+)
 from polygram.sae.forward import residual_stream
 from polygram.sae.safetensors_io import read_safetensors_header
 
@@ -143,7 +148,26 @@ class RegrowReport:
             _REPORT_KEYS,
             "RegrowReport.from_json",
         )
-        p = doc["plan"]
+        owner = "RegrowReport.from_json"
+        p = require_keys(doc["plan"], _PLAN_KEYS, f"{owner}: plan")
+        if not isinstance(p["slots"], list):
+            raise ValueError(f"{owner}: plan.slots is {p['slots']!r}; expected a JSON array")
+        slots = [
+            require_keys(s, _SLOT_KEYS, f"{owner}: plan.slots[{k}]")
+            for k, s in enumerate(p["slots"])
+        ]
+        for name in ("strategy_params", "provenance"):
+            if not isinstance(doc[name], dict):
+                raise ValueError(f"{owner}: {name} is {doc[name]!r}; expected a JSON object")
+        try:
+            return cls._from_checked(doc, p, slots)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{owner}: a value has the wrong type: {e}") from None
+
+    @classmethod
+    def _from_checked(
+        cls, doc: Mapping[str, Any], p: Mapping[str, Any], slots: list[Mapping[str, Any]]
+    ) -> RegrowReport:
         plan = RegrowPlan(
             strategy=str(p["strategy"]),
             n_residual_tokens=int(p["n_residual_tokens"]),
@@ -156,7 +180,7 @@ class RegrowReport:
                     decoder_norm=0.0 if s["decoder_norm"] is None else float(s["decoder_norm"]),
                     encoder_norm=0.0 if s["encoder_norm"] is None else float(s["encoder_norm"]),
                 )
-                for s in p["slots"]
+                for s in slots
             ),
         )
         params = {
@@ -191,6 +215,10 @@ _REPORT_KEYS = (
     "strategy_params",
     "provenance",
 )
+
+
+_PLAN_KEYS = ("strategy", "n_residual_tokens", "zeroed_input", "feature_ids", "slots")
+_SLOT_KEYS = ("feature_id", "cluster_size", "decoder_norm", "encoder_norm")
 
 
 def _param_json(v: Any) -> Any:
@@ -416,6 +444,7 @@ class Regrower:
             return self._plan
         path = Path(self.sae_checkpoint)
         state = load_sae_state(path)
+        require_finite_sae(path, state)
         ids = tuple(range(state["W_dec"].shape[0]))
         x = self._residuals()
         d = state["W_dec"].shape[1]

@@ -53,6 +53,7 @@ __all__ = [
     "checkpoint_stem",
     "load_sae_checkpoint",
     "load_sae_state",
+    "require_finite_sae",
     "write_sae_state",
 ]
 
@@ -187,6 +188,25 @@ def load_sae_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise SAEFormatError(f"{str(p)!r}: W_dec has shape {state['W_dec'].shape}; expected 2-D")
     check_sae_shapes(p, state)
     return state
+
+
+def require_finite_sae(
+    path: str | os.PathLike[str],
+    state: Mapping[str, np.ndarray],
+    keys: Iterable[str] = CANONICAL_KEYS,
+) -> None:
+    """Refuse a state whose tensors ``keys`` hold NaN or ±inf (``SAEFormatError``
+    naming the tensor and the first bad index): a NaN weight would otherwise
+    spread silently through every SAE forward."""
+    for key in keys:
+        arr = np.asarray(state[key])
+        finite = np.isfinite(arr)
+        if not finite.all():
+            where = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise SAEFormatError(
+                f"{str(path)!r}: {key} holds a non-finite value at index {list(where)} "
+                f"({float(arr[where])!r}); every value must be finite"
+            )
 
 
 def write_sae_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
