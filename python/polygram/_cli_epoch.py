@@ -113,6 +113,16 @@ def _run(args: argparse.Namespace) -> int:
         raise _EpochCliError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
         )
+    # the report must not land on an input or on the checkpoint just written
+    report_path = Path(args.output).resolve()
+    for flag, value in (
+        ("--sae-checkpoint", args.sae_checkpoint),
+        ("--output-checkpoint", args.output_checkpoint),
+        ("--prompts", args.prompts),
+        ("--cached-residuals", args.cached_residuals),
+    ):
+        if value is not None and Path(value).resolve() == report_path:
+            raise _EpochCliError(f"--output {args.output!r} must differ from {flag}")
     acts: dict[str, Any] = {"prompts": []}
     if args.cached_residuals is not None:
         try:
@@ -122,7 +132,11 @@ def _run(args: argparse.Namespace) -> int:
         except _RegrowError as e:
             raise _EpochCliError(str(e)) from None
     else:
-        prompts = read_prompts(_existing("--prompts", args.prompts))
+        path = _existing("--prompts", args.prompts)
+        try:
+            prompts = read_prompts(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise _EpochCliError(f"--prompts {args.prompts!r} cannot be read: {e}") from None
         if not prompts:
             raise _EpochCliError(f"--prompts {args.prompts!r}: holds no prompt")
         acts["prompts"] = prompts
