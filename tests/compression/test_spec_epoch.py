@@ -333,3 +333,20 @@ def test_seed_readme_walk(tiny_model_dir: Path, tmp_path: Path) -> None:
         "no_more_priority_candidates",
     }
     assert result.output_checkpoint.is_file()
+
+
+# --- non-finite SAE tensors are refused before any work -----------------------------------
+
+
+@pytest.mark.parametrize(("key", "index"), [("W_dec", (3, 2)), ("b_enc", (7,))])
+def test_non_finite_sae_is_refused(tmp_path: Path, key: str, index: tuple[int, ...]) -> None:
+    from polygram.errors import SAEFormatError
+
+    state = planted_sae()
+    state[key][index] = np.nan
+    path = tmp_path / "sae.safetensors"
+    save_file(state, str(path))
+    out = tmp_path / "o.safetensors"
+    with pytest.raises(SAEFormatError, match=rf"{key} holds a non-finite value at index"):
+        make(path).run(out)
+    assert not out.exists()

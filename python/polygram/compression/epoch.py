@@ -48,7 +48,12 @@ from polygram.compression.epoch_report import (
 )
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
 from polygram.errors import CompressionError
-from polygram.sae.checkpoint import checkpoint_stem, load_sae_state, write_sae_state
+from polygram.sae.checkpoint import (
+    checkpoint_stem,
+    load_sae_state,
+    require_finite_sae,
+    write_sae_state,
+)
 from polygram.sae.forward import sae_activations, sae_reconstruct
 
 if TYPE_CHECKING:
@@ -485,9 +490,7 @@ class EpochCompressor:
         n, d = source_state["W_dec"].shape
         if x.shape[1] != d:
             raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_model is {d}")
-        for key in ("W_enc", "b_enc", "W_dec", "b_dec"):
-            if not np.isfinite(source_state[key]).all():
-                raise _err(f"run: tensor {key!r} of {str(src)!r} holds non-finite values")
+        require_finite_sae(src, source_state)
         t = x.shape[0]
         counts = _fire_counts(x, source_state)
         firing_rate = (counts / t).astype(np.float32)
