@@ -350,3 +350,64 @@ def test_non_finite_sae_is_refused(tmp_path: Path, key: str, index: tuple[int, .
     with pytest.raises(SAEFormatError, match=rf"{key} holds a non-finite value at index"):
         make(path).run(out)
     assert not out.exists()
+
+
+# --- §5: from_json names what is missing or ill-typed, nested levels included ------------
+
+
+def _doc() -> dict[str, Any]:
+    it = {
+        "iteration": 0,
+        "panels": [{"panel_id": 0, "anchor": 2, "feature_ids": [1, 2], "cosines_to_anchor": [0.5]}],
+        "validation_report_paths": [],
+        "confirmed_pair_count": 1,
+        "clusters_compressed": 1,
+        "features_zeroed_this_iteration": [1],
+        "cross_entropy_delta": 0.01,
+        "convergence_state": "max_iterations",
+    }
+    return {
+        "schema_version": 1,
+        "source_checkpoint": "s",
+        "source_checkpoint_sha256": "a",
+        "output_checkpoint": "/o",
+        "output_checkpoint_sha256": "b",
+        "convergence_reason": "max_iterations",
+        "n_features_zeroed_total": 1,
+        "n_panels_total": 1,
+        "coverage_achieved": 1.0,
+        "wall_seconds": 0.5,
+        "iterations": [it],
+    }
+
+
+def _broken(path: tuple[Any, ...], value: Any) -> str:
+    doc = _doc()
+    node: Any = doc
+    for k in path[:-1]:
+        node = node[k]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "match"),
+    [
+        (("iterations", 0, "panels"), KeyError, r"iterations\[0\].*missing.*panels"),
+        (("iterations", 0, "panels", 0, "anchor"), KeyError, r"panels\[0\].*missing.*anchor"),
+        (("iterations",), {"0": 1}, "iterations is .*expected a JSON array"),
+        (("iterations", 0, "features_zeroed_this_iteration"), 3, "expected a JSON array"),
+        (("iterations", 0, "panels", 0, "feature_ids"), None, "feature_ids is None"),
+        (("iterations", 0, "iteration"), "first", "wrong type"),
+        (("n_panels_total",), [1], "wrong type"),
+    ],
+)
+def test_from_json_names_bad_nested_values(path: tuple[Any, ...], value: Any, match: str) -> None:
+    from polygram.compression.epoch_report import EpochReport
+
+    assert EpochReport.from_json(json.dumps(_doc())).iterations[0].panels[0].anchor == 2
+    with pytest.raises(ValueError, match=match):
+        EpochReport.from_json(_broken(path, value))

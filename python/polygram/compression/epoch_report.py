@@ -152,6 +152,26 @@ _REPORT_KEYS = (
 )
 
 
+_ITERATION_KEYS = (
+    "iteration",
+    "panels",
+    "validation_report_paths",
+    "confirmed_pair_count",
+    "clusters_compressed",
+    "features_zeroed_this_iteration",
+    "cross_entropy_delta",
+    "convergence_state",
+)
+_ITERATION_LISTS = ("panels", "validation_report_paths", "features_zeroed_this_iteration")
+_PANEL_KEYS = ("panel_id", "anchor", "feature_ids", "cosines_to_anchor")
+
+
+def _json_list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise ValueError(f"{where} is {v!r}; expected a JSON array")
+    return v
+
+
 @dataclass(frozen=True, eq=False)
 class EpochReport:
     """What an epoch run did (spec 13 §5).  ``source_checkpoint`` is stored as
@@ -195,9 +215,27 @@ class EpochReport:
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> EpochReport:
-        """Parse JSON text or a file; all 11 top-level keys are required."""
+        """Parse JSON text or a file; all 11 top-level keys are required (and
+        every key of each iteration and panel)."""
         owner = "EpochReport.from_json"
         doc = require_keys(load_report_source(source, owner), _REPORT_KEYS, owner)
+        iterations = _json_list(doc["iterations"], f"{owner}: iterations")
+        for k, it in enumerate(iterations):
+            where = f"{owner}: iterations[{k}]"
+            require_keys(it, _ITERATION_KEYS, where)
+            for name in _ITERATION_LISTS:
+                _json_list(it[name], f"{where}.{name}")
+            for p, panel in enumerate(it["panels"]):
+                require_keys(panel, _PANEL_KEYS, f"{where}.panels[{p}]")
+                for name in ("feature_ids", "cosines_to_anchor"):
+                    _json_list(panel[name], f"{where}.panels[{p}].{name}")
+        try:
+            return cls._from_checked(doc)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{owner}: a value has the wrong type: {e}") from None
+
+    @classmethod
+    def _from_checked(cls, doc: Any) -> EpochReport:
         return cls(
             schema_version=int(doc["schema_version"]),
             source_checkpoint=str(doc["source_checkpoint"]),
