@@ -475,24 +475,23 @@ class Regrower:
             )
         centroids, sizes = _kmeans(r, k, self.n_init, self.seed)
         state = {name: arr.copy() for name, arr in state.items()}
-        slots = []
-        for fid, c, size in zip(zeroed, centroids, sizes, strict=True):
-            norm = float(np.linalg.norm(c))
-            if size == 0 or norm < 1e-12:
-                slots.append(RegrowSlot(fid, int(size), 0.0, 0.0))
-                continue
-            u = c / norm
-            state["W_dec"][fid, :] = u
-            state["W_enc"][:, fid] = u
-            state["b_enc"][fid] = 0
-            slots.append(
-                RegrowSlot(
-                    fid,
-                    int(size),
-                    round6(float(np.linalg.norm(state["W_dec"][fid].astype(np.float64)))) or 0.0,
-                    round6(float(np.linalg.norm(state["W_enc"][:, fid].astype(np.float64)))) or 0.0,
-                )
-            )
+        fids = np.asarray(zeroed, dtype=np.int64)
+        c_norms = np.linalg.norm(centroids.astype(np.float64), axis=1)
+        # an empty cluster or a (numerically) zero centroid leaves its slot as it was
+        write = (sizes > 0) & (c_norms >= 1e-12)
+        w = fids[write]
+        u = centroids[write].astype(np.float64) / c_norms[write, None]
+        state["W_dec"][w, :] = u
+        state["W_enc"][:, w] = u.T
+        state["b_enc"][w] = 0
+        dec_norms = np.zeros(k)
+        enc_norms = np.zeros(k)
+        dec_norms[write] = np.linalg.norm(state["W_dec"][w].astype(np.float64), axis=1)
+        enc_norms[write] = np.linalg.norm(state["W_enc"][:, w].astype(np.float64), axis=0)
+        slots = [
+            RegrowSlot(fid, int(size), round6(dn) or 0.0, round6(en) or 0.0)
+            for fid, size, dn, en in zip(zeroed, sizes, dec_norms, enc_norms, strict=True)
+        ]
         self._state = state
         self._plan = RegrowPlan(str(self.strategy), t, tuple(zeroed), ids, tuple(slots))
         return self._plan
