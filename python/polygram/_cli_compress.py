@@ -119,6 +119,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from polygram.behavioural import ValidationReport
     from polygram.compression import Compressor
+    from polygram.errors import MissingDependencyError
 
     report_path = Path(args.validation_report)
     sae = Path(args.sae_checkpoint)
@@ -146,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         result = compressor.run(args.output_checkpoint)
         result.report.to_json(args.output)
+    except MissingDependencyError as e:  # e.g. no safetensors: the message names the extra
+        raise _CompressError(str(e)) from None
     except (ValueError, KeyError, IndexError, OSError) as e:
         raise _CompressError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
     r = result.report

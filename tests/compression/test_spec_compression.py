@@ -255,3 +255,26 @@ def test_seed_readme_compressor_snippet_runs_as_written(
     assert [c.zeroed for c in back.plan.clusters] == [(1, 2)]
     out = load_file("sae.compressed.safetensors")
     assert not out["W_dec"][1].any() and not out["W_dec"][2].any() and out["W_dec"][3].any()
+
+
+def test_cli_missing_extra_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polygram.compression.compressor as compressor_mod
+    from polygram.cli import main
+    from polygram.errors import missing
+
+    def no_safetensors(*_: object) -> None:
+        raise missing("safetensors", "sae", "writing SAE checkpoints")
+
+    monkeypatch.setattr(compressor_mod, "write_sae_state", no_safetensors)
+    sae = synth_sae(tmp_path / "sae.safetensors")
+    build_report(8, [(1, 2)]).to_json(tmp_path / "v.json")
+    code = main(
+        ["compress", "--validation-report", str(tmp_path / "v.json"),
+         "--sae-checkpoint", str(sae), "--output-checkpoint", str(tmp_path / "o.safetensors"),
+         "--output", str(tmp_path / "c.json")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("polygram compress: ") and "polygram[sae]" in err
+    assert not (tmp_path / "c.json").exists()

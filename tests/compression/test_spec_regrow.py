@@ -223,3 +223,28 @@ def test_seed_readme_direct_regrower_snippet_runs_as_written(
         np.testing.assert_array_equal(out["W_enc"][:, f], out["W_dec"][f])
         assert out["b_enc"][f] == 0
     assert result.report.n_slots_repopulated == 3
+
+
+def test_bf16_checkpoint_gets_a_clear_error(x: np.ndarray, tmp_path: Path) -> None:
+    """The Regrower keeps the file's dtypes, and numpy has no BF16: refused
+    with the path and a pointer, not a numpy traceback (spec 12 §3.1)."""
+    import struct
+
+    shapes = {"W_enc": (8, 16), "b_enc": (16,), "W_dec": (16, 8), "b_dec": (8,)}
+    header, blobs, off = {}, [], 0
+    for name, shape in shapes.items():
+        data = np.zeros(shape, "<u2").tobytes()  # BF16 zeros
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(shape),
+            "data_offsets": [off, off + len(data)],
+        }
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    p = tmp_path / "bf16.safetensors"
+    p.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    g = Regrower(p, "residual_kmeans", [3], cached_residuals=x)  # the header alone is fine
+    with pytest.raises(SAEFormatError, match="cannot be read as numpy tensors"):
+        g.plan()
