@@ -197,6 +197,10 @@ fn dot64_slices(xs: &[f32], ys: &[f32]) -> f64 {
 }
 
 /// [`dot64_slices`] compiled for AVX2 (4 float64 lanes instead of SSE2's 2).
+///
+/// # Safety
+/// The CPU must support AVX2; [`pick_dot`] hands this out only after
+/// `is_x86_feature_detected!("avx2")`.  The body is safe Rust.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot64_avx2(xs: &[f32], ys: &[f32]) -> f64 {
@@ -584,6 +588,32 @@ mod tests {
             pick_dot()(&a, &b).to_bits(),
             dot64_portable(&a, &b).to_bits()
         );
+    }
+
+    #[test]
+    fn avx2_dot_is_bit_identical_to_the_portable_one() {
+        // every remainder length, and GPT-2 / Gemma widths
+        for d in (0..=33).chain([768, 2304]) {
+            let r = rows(6, d.max(1), d as u64 + 1);
+            let r = r.slice(s![.., ..d]);
+            let dot = pick_dot();
+            for a in 0..6 {
+                for b in 0..6 {
+                    let (x, y) = (r.row(a).to_vec(), r.row(b).to_vec());
+                    let want = dot64_portable(&x, &y);
+                    assert_eq!(dot(&x, &y).to_bits(), want.to_bits(), "d = {d}");
+                    let exact: f64 = x
+                        .iter()
+                        .zip(&y)
+                        .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                        .sum();
+                    assert!(
+                        (want - exact).abs() <= 1e-12 * (1.0 + exact.abs()),
+                        "d = {d}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
