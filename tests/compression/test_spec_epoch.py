@@ -411,3 +411,47 @@ def test_from_json_names_bad_nested_values(path: tuple[Any, ...], value: Any, ma
     assert EpochReport.from_json(json.dumps(_doc())).iterations[0].panels[0].anchor == 2
     with pytest.raises(ValueError, match=match):
         EpochReport.from_json(_broken(path, value))
+
+
+# --- §3.2 step 14: state precedence — breach, then a repeated fingerprint, then the cap -----
+
+
+@pytest.mark.parametrize(
+    ("multiplier", "deltas", "state"),
+    [
+        (2.0, [0.1, 0.1], "stable_clusters"),  # beats max_iterations on the last iteration
+        (2.0, [0.1, 0.3], "quality_bound_breached"),  # beats stable_clusters
+    ],
+)
+def test_repeated_fingerprint_and_precedence(
+    monkeypatch: pytest.MonkeyPatch,
+    sae: Path,
+    tmp_path: Path,
+    multiplier: float,
+    deltas: list[float],
+    state: str,
+) -> None:
+    """The fingerprint rule cannot fire naturally (zeroed features leave the
+    eligible set), so the second compression is made to report the first
+    one's clusters."""
+    real = EpochCompressor._compress
+    first: list[Any] = []
+
+    def same_clusters(self: EpochCompressor, *a: Any) -> Any:
+        new_state, clusters = real(self, *a)
+        if not first:
+            first.append(clusters)
+        return new_state, first[0]
+
+    monkeypatch.setattr(EpochCompressor, "_compress", same_clusters)
+    _deltas(monkeypatch, deltas)
+    e = make(
+        sae,
+        n_panels_max=1,
+        n_visits_per_feature=1,
+        max_iterations=2,
+        quality_delta_multiplier=multiplier,
+    )
+    rep = e.run(tmp_path / "o.safetensors").report
+    assert [it.convergence_state for it in rep.iterations] == ["continuing", state]
+    assert rep.convergence_reason == state
