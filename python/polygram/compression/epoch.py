@@ -486,11 +486,11 @@ class EpochCompressor:
         t0 = time.monotonic()
 
         source_state = load_sae_state(src)
+        require_finite_sae(src, source_state)  # before the (costly) model pass
         x = self._residuals()
         n, d = source_state["W_dec"].shape
         if x.shape[1] != d:
             raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_model is {d}")
-        require_finite_sae(src, source_state)
         t = x.shape[0]
         counts = _fire_counts(x, source_state)
         firing_rate = (counts / t).astype(np.float32)
