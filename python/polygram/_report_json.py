@@ -34,12 +34,21 @@ def dumps_report(doc: Mapping[str, Any], path: str | os.PathLike[str] | None = N
     return text
 
 
+def _is_file(text: str) -> bool:
+    # JSON text that is not an object (a list, say) can be longer than a file
+    # name may be; that is "not a file", not an OSError
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def load_report_source(source: object, owner: str) -> Any:
     """Parse ``source``: a ``str`` starting (after whitespace) with ``{`` is
     JSON text; another ``str`` is a path when such a file exists and JSON text
     otherwise; an ``os.PathLike`` is always a path."""
     if isinstance(source, str):
-        if source.lstrip().startswith("{") or not Path(source).is_file():
+        if source.lstrip().startswith("{") or not _is_file(source):
             text, where = source, "JSON text"
         else:
             text, where = Path(source).read_text(encoding="utf-8"), repr(source)

@@ -87,11 +87,12 @@ def test_cluster_confirmer(tmp_path: Path) -> None:
     c = ClusterConfirmer(sel, ckpt, records)
     assert isinstance(c, Confirmer)
     r = c.run()
-    assert [(p.i, p.j) for p in r.pairs] == [(11, 7), (2, 5)]
-    assert r.confirmed == ((11, 7), (2, 5))
+    # clusters in order of first appearance, ids ascending within each (i < j)
+    assert [(p.i, p.j) for p in r.pairs] == [(7, 11), (2, 5)]
+    assert r.confirmed == ((7, 11), (2, 5))
     assert all(p.gate_pass and math.isnan(p.decoder_overlap) for p in r.pairs)
     assert r.model_name == "geometry:cluster" and r.summary.outcome == "geometry_only"
-    assert r.feature_ids == tuple(PANEL)
+    assert r.feature_ids == tuple(sorted(PANEL))
 
 
 def test_cluster_confirmer_errors(tmp_path: Path) -> None:

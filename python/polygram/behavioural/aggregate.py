@@ -15,9 +15,39 @@ import numpy as np
 
 from polygram.behavioural.report import CandidatePair
 
-__all__ = ["aggregate_pair", "aggregate_pairs"]
+__all__ = ["aggregate_pair", "aggregate_pairs", "check_candidates", "decoder_cos2"]
 
 _STD_FLOOR = 1e-12
+
+
+def decoder_cos2(rows: np.ndarray) -> np.ndarray:
+    """``C[a, b] = (w_a·w_b)² / (‖w_a‖² ‖w_b‖²)`` for decoder rows ``w`` (float64),
+    ``0`` where either row is zero.  Same arithmetic as 0.0.1's per-pair loop."""
+    w = np.asarray(rows, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", w, w)
+    denom = np.outer(sq, sq)
+    num = (w @ w.T) ** 2
+    out = np.zeros_like(num)
+    np.divide(num, denom, out=out, where=denom > 0)
+    return out
+
+
+def check_candidates(candidates: Sequence[object], feature_ids: Sequence[int]) -> None:
+    """Refuse anything but ``CandidatePair``s (TypeError) and pairs naming an
+    id outside ``feature_ids`` (ValueError naming the pair)."""
+    known = set(feature_ids)
+    for k, c in enumerate(candidates):
+        if not isinstance(c, CandidatePair):
+            raise TypeError(
+                f"candidates[{k}]: got {type(c).__name__}; expected CandidatePair "
+                "(from BehaviouralValidator.predict())"
+            )
+        for fid in (c.i, c.j):
+            if fid not in known:
+                raise ValueError(
+                    f"candidates[{k}]: feature id {fid} (pair ({c.i}, {c.j})) is not in the "
+                    f"validator's feature_ids {list(feature_ids)}"
+                )
 
 
 def _mean_or_nan(values: np.ndarray) -> float:
@@ -93,24 +123,17 @@ def aggregate_pairs(
     """Aggregate every candidate, keeping their order.  ``acts``/``kl`` map
     feature id → per-token array; a candidate naming an id outside them is
     refused."""
-    out = []
-    for k, c in enumerate(candidates):
-        for fid in (c.i, c.j):
-            if fid not in acts:
-                raise ValueError(
-                    f"candidates[{k}]: feature id {fid} (pair ({c.i}, {c.j})) is not in the "
-                    f"validator's feature_ids {sorted(acts)}"
-                )
-        out.append(
-            aggregate_pair(
-                c,
-                acts[c.i],
-                acts[c.j],
-                kl[c.i],
-                kl[c.j],
-                polygram_overlap_threshold=polygram_overlap_threshold,
-                jaccard_threshold=jaccard_threshold,
-                min_both_fire=min_both_fire,
-            )
+    check_candidates(candidates, list(acts))
+    return [
+        aggregate_pair(
+            c,
+            acts[c.i],
+            acts[c.j],
+            kl[c.i],
+            kl[c.j],
+            polygram_overlap_threshold=polygram_overlap_threshold,
+            jaccard_threshold=jaccard_threshold,
+            min_both_fire=min_both_fire,
         )
-    return out
+        for c in candidates
+    ]

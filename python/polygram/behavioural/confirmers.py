@@ -9,18 +9,21 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from numbers import Real
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from polygram.behavioural.aggregate import decoder_cos2
 from polygram.behavioural.report import (
     SCHEMA_VERSION,
     CandidatePair,
     ValidationReport,
     ValidationSummary,
     confirmed_pairs,
+    unmeasured_pair,
 )
 from polygram.sae.importer import SelectionReport
 from polygram.sae.records import SAEFeatureRecord, selected_ids
@@ -41,26 +44,6 @@ class Confirmer(Protocol):
 
 def _geometry_summary() -> ValidationSummary:
     return ValidationSummary(_NAN, _NAN, _NAN, _NAN, _NAN, buckets={}, outcome="geometry_only")
-
-
-def _pair(i: int, j: int, decoder_overlap: float, gate: bool) -> CandidatePair:
-    return CandidatePair(
-        i=i,
-        j=j,
-        polygram_overlap=_NAN,
-        decoder_overlap=decoder_overlap,
-        jaccard=_NAN,
-        pearson_activation=_NAN,
-        kl_ablate_i=_NAN,
-        kl_ablate_j=_NAN,
-        kl_ratio_paired=_NAN,
-        kl_log_ratio_abs=_NAN,
-        n_fires_i=0,
-        n_fires_j=0,
-        n_both_fire=0,
-        n_either_fire=0,
-        gate_pass=gate,
-    )
 
 
 def _checkpoint(owner: str, path: str | os.PathLike[str]) -> Path:
@@ -139,14 +122,12 @@ class DecoderGeometryConfirmer:
                 f"{sorted(dims)}; they must come from one SAE"
             )
         rows = np.stack([np.asarray(self.records[f].projection, dtype=np.float64) for f in ids])
-        sq = np.einsum("ij,ij->i", rows, rows)
-        dots = rows @ rows.T
-        pairs = []
-        for a in range(len(ids)):
-            for b in range(a + 1, len(ids)):
-                denom = float(sq[a] * sq[b])
-                cos2 = float(dots[a, b]) ** 2 / denom if denom > 0 else 0.0
-                pairs.append(_pair(ids[a], ids[b], cos2, cos2 >= self.threshold))
+        cos2 = decoder_cos2(rows)
+        pairs = [
+            unmeasured_pair(ids[a], ids[b], _NAN, cos2[a, b], cos2[a, b] >= self.threshold)
+            for a in range(len(ids))
+            for b in range(a + 1, len(ids))
+        ]
         return _report("geometry:decoder_cosine2", ids, pairs, self.threshold)
 
 
@@ -155,8 +136,10 @@ class ClusterConfirmer:
     """Confirm every within-cluster pair of a ``SelectionReport``.
 
     Feature names in ``selection_report.cluster_assignments`` are mapped back
-    to ids through ``records`` (names must be unique there); pairs follow the
-    report's feature order, all floats NaN and ``gate_pass`` True.
+    to ids through ``records`` (names must be unique there).  As in 0.0.1,
+    clusters come in order of first appearance, each cluster's ids ascending,
+    so every pair has ``i < j``; ``feature_ids`` are the mapped ids ascending.
+    All floats are NaN and ``gate_pass`` is True; singletons give no pair.
     """
 
     selection_report: SelectionReport
@@ -192,11 +175,13 @@ class ClusterConfirmer:
             raise ValueError(
                 f"ClusterConfirmer: selection_report names {unknown} have no record in records"
             )
-        ids = [by_name[name] for name, _ in members]
+        groups: dict[object, list[int]] = {}
+        for name, cluster in members:
+            groups.setdefault(cluster, []).append(by_name[name])
         pairs = [
-            _pair(ids[a], ids[b], _NAN, True)
-            for a in range(len(members))
-            for b in range(a + 1, len(members))
-            if members[a][1] == members[b][1]
+            unmeasured_pair(i, j, _NAN, _NAN, True)
+            for group in groups.values()
+            for i, j in combinations(sorted(group), 2)
         ]
+        ids = sorted(by_name[name] for name, _ in members)
         return _report("geometry:cluster", ids, pairs, 0.0)

@@ -400,6 +400,31 @@ def _pair_from(d: Mapping[str, Any]) -> CandidatePair:
     return CandidatePair(**kw)
 
 
+def unmeasured_pair(
+    i: int, j: int, polygram_overlap: float, decoder_overlap: float, gate_pass: bool = False
+) -> CandidatePair:
+    """A pair with no behavioural measurement: Jaccard, Pearson and the KL
+    fields NaN, the four counters 0 (``predict()`` and the geometry confirmers)."""
+    nan = math.nan
+    return CandidatePair(
+        i=int(i),
+        j=int(j),
+        polygram_overlap=float(polygram_overlap),
+        decoder_overlap=float(decoder_overlap),
+        jaccard=nan,
+        pearson_activation=nan,
+        kl_ablate_i=nan,
+        kl_ablate_j=nan,
+        kl_ratio_paired=nan,
+        kl_log_ratio_abs=nan,
+        n_fires_i=0,
+        n_fires_j=0,
+        n_both_fire=0,
+        n_either_fire=0,
+        gate_pass=bool(gate_pass),
+    )
+
+
 def confirmed_pairs(pairs: Iterable[CandidatePair]) -> tuple[tuple[int, int], ...]:
     """The gate-passing ``(i, j)`` in pair order (fids as stored)."""
     return tuple((p.i, p.j) for p in pairs if p.gate_pass)

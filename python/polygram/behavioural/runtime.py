@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polygram.behavioural.aggregate import aggregate_pairs
+from polygram.behavioural.aggregate import aggregate_pairs, check_candidates
 from polygram.behavioural.report import (
     SCHEMA_VERSION,
     CandidatePair,
@@ -45,6 +45,7 @@ __all__ = [
     "DEVICES",
     "capture_block_inputs",
     "hooked_block",
+    "kl_rows",
     "load_model",
     "require_torch",
     "resolve_device",
@@ -231,22 +232,6 @@ def _say(v: BehaviouralValidator, text: str) -> None:
         print(f"polygram validate: {text}", file=sys.stderr, flush=True)
 
 
-def _check_candidates(candidates: Sequence[CandidatePair], ids: Sequence[int]) -> None:
-    # checked before any model work, so a bad hand-edited list fails fast
-    for k, c in enumerate(candidates):
-        if not isinstance(c, CandidatePair):
-            raise TypeError(
-                f"candidates[{k}]: got {type(c).__name__}; expected CandidatePair "
-                "(from BehaviouralValidator.predict())"
-            )
-        for fid in (c.i, c.j):
-            if fid not in ids:
-                raise ValueError(
-                    f"candidates[{k}]: feature id {fid} (pair ({c.i}, {c.j})) is not in the "
-                    f"validator's feature_ids {list(ids)}"
-                )
-
-
 def _load_sae(v: BehaviouralValidator) -> dict[str, np.ndarray]:
     from polygram.sae.checkpoint import check_sae_shapes, load_sae_checkpoint
 
@@ -267,7 +252,7 @@ def run_validation(
 ) -> ValidationReport:
     """Run the behavioural stage for ``v`` and aggregate ``candidates``."""
     ids = list(v.feature_ids)
-    _check_candidates(candidates, ids)
+    check_candidates(candidates, ids)  # before any model work: a bad list fails fast
     require_torch()  # fail on a missing extra before reading the SAE
     sae = _load_sae(v)
     _say(v, f"loading {v.model_name!r}")
@@ -396,6 +381,16 @@ def _ablation_hook(
     return hook
 
 
+def kl_rows(torch: Any, base_logp: Any, ablated_logits: Any) -> Any:
+    """Per-row ``max(0, KL(p ‖ q))`` in nats, ``p = exp(base_logp)``,
+    ``q = softmax(ablated_logits)`` (float32, log-sum-exp normalised).  Tokens
+    with ``p = 0`` contribute 0 (0.0.1 let ``0 · (−inf)`` make the row NaN)."""
+    log_q = torch.log_softmax(ablated_logits, dim=-1)
+    prob = base_logp.exp()
+    terms = torch.where(prob > 0, prob * (base_logp - log_q), torch.zeros_like(prob))
+    return terms.sum(dim=-1).clamp_min(0.0)
+
+
 def _sweep(
     torch: Any,
     model: Any,
@@ -420,10 +415,6 @@ def _sweep(
         finally:
             handle.remove()
         n_fwd += 1
-        log_q = torch.log_softmax(logits[positions], dim=-1)
-        log_p = p.base_logp[p.row_of[positions]]
-        prob = log_p.exp()
-        terms = torch.where(prob > 0, prob * (log_p - log_q), torch.zeros_like(prob))
-        values = terms.sum(dim=-1).clamp_min(0.0)
+        values = kl_rows(torch, p.base_logp[p.row_of[positions]], logits[positions])
         kl[p.offset + positions.cpu().numpy(), k] = values.cpu().numpy()
     return n_fwd

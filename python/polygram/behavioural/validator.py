@@ -11,7 +11,6 @@ feature — and fills in co-firing and ablation-KL statistics
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -22,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from polygram.behavioural.report import CandidatePair, ValidationReport
+from polygram.behavioural.aggregate import decoder_cos2
+from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
 from polygram.dictionary import Dictionary
 from polygram.sae.records import selected_ids
 
@@ -146,34 +146,13 @@ class BehaviouralValidator:
         records = load_sae_safetensors(self.sae_checkpoint, feature_ids=ids)
         rows = np.stack([np.asarray(records[f].projection, dtype=np.float64) for f in ids])
         self._decoder_rows_cache = rows
-        sq_norms = np.einsum("ij,ij->i", rows, rows)
-        dots = rows @ rows.T
-        nan = math.nan
-        out = []
-        for a in range(len(ids)):
-            for b in range(a + 1, len(ids)):
-                denom = float(sq_norms[a] * sq_norms[b])
-                cos2 = float(dots[a, b]) ** 2 / denom if denom > 0 else 0.0
-                out.append(
-                    CandidatePair(
-                        i=ids[a],
-                        j=ids[b],
-                        polygram_overlap=float(poly[a, b]),
-                        decoder_overlap=cos2,
-                        jaccard=nan,
-                        pearson_activation=nan,
-                        kl_ablate_i=nan,
-                        kl_ablate_j=nan,
-                        kl_ratio_paired=nan,
-                        kl_log_ratio_abs=nan,
-                        n_fires_i=0,
-                        n_fires_j=0,
-                        n_both_fire=0,
-                        n_either_fire=0,
-                        gate_pass=False,
-                    )
-                )
-        return out
+        cos2 = decoder_cos2(rows)
+        n = len(ids)
+        return [
+            unmeasured_pair(ids[a], ids[b], float(poly[a, b]), float(cos2[a, b]))
+            for a in range(n)
+            for b in range(a + 1, n)
+        ]
 
     # ----------------------------------------------------------------- validate
     def validate(self, candidates: Sequence[CandidatePair] | None = None) -> ValidationReport:
