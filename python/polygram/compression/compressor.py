@@ -48,6 +48,7 @@ from polygram.errors import CompressionError
 from polygram.sae.checkpoint import (
     CANONICAL_KEYS,
     check_sae_shapes,
+    distinct_output,
     load_sae_checkpoint,
     write_sae_state,
 )
@@ -269,18 +270,11 @@ class Compressor:
     ) -> CompressionResult:
         """Write the compressed checkpoint (only the four canonical tensors,
         float32) atomically to ``output_checkpoint`` and report on it."""
-        if output_checkpoint is None:
-            raise CompressionError("output_checkpoint is required")
+        src = self._src
+        out = distinct_output(src, output_checkpoint, "Compressor.apply")
         plan = self.plan() if plan is None else plan
         if not isinstance(plan, CompressionPlan):
             raise TypeError(f"plan: got {type(plan).__name__}; expected a CompressionPlan")
-        src = self._src
-        out = Path(output_checkpoint).resolve()
-        if out == src.resolve():
-            raise CompressionError(
-                f"output_checkpoint {str(out)!r} must differ from the source checkpoint "
-                "(the source is never rewritten in place)"
-            )
         arrays = load_sae_checkpoint(src, CANONICAL_KEYS)
         check_sae_shapes(src, arrays)
         source_sha = sha256_file(src)

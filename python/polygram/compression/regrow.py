@@ -28,6 +28,7 @@ from polygram._report_json import dumps_report, load_report_source, require_keys
 from polygram.errors import CompressionError, missing
 from polygram.sae.checkpoint import (
     checkpoint_stem,
+    distinct_output,
     load_sae_state,
     require_finite_sae,
     write_sae_state,
@@ -503,15 +504,8 @@ class Regrower:
     ) -> RegrowResult:
         """Write the regrown checkpoint atomically to ``output_checkpoint`` (every
         tensor and dtype of the source kept) and report it."""
-        if output_checkpoint is None:
-            raise CompressionError("Regrower.apply: output_checkpoint is required")
         src = Path(self.sae_checkpoint)
-        out = Path(output_checkpoint).resolve()
-        if out == src.resolve():
-            raise CompressionError(
-                f"Regrower.apply: output_checkpoint {str(out)!r} must differ from the source "
-                "(the input checkpoint is never modified)"
-            )
+        out = distinct_output(src, output_checkpoint, "Regrower.apply")
         own = self.plan()
         # 0.0.1 wrote this instance's tensors whatever plan was passed; refuse a
         # plan the tensors do not match instead of reporting it.

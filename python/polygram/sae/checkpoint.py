@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from polygram._io import atomic_write_with
-from polygram.errors import OrientationError, SAEFormatError, missing
+from polygram.errors import CompressionError, OrientationError, SAEFormatError, missing
 from polygram.sae.safetensors_io import (
     _DECODE,
     DECODER_KEYS,
@@ -51,6 +51,7 @@ __all__ = [
     "SAE_KEY_ALIASES",
     "check_sae_shapes",
     "checkpoint_stem",
+    "distinct_output",
     "load_sae_checkpoint",
     "load_sae_state",
     "require_finite_sae",
@@ -218,6 +219,22 @@ def write_sae_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray
         raise missing("safetensors", "sae", "writing SAE checkpoints") from None
     tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
     return atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def distinct_output(
+    source: str | os.PathLike[str], output: str | os.PathLike[str] | None, owner: str
+) -> Path:
+    """``output`` resolved, or ``CompressionError`` (prefixed ``owner``) when it
+    is missing or resolves to ``source``: checkpoints are never rewritten in place."""
+    if output is None:
+        raise CompressionError(f"{owner}: output_checkpoint is required")
+    out = Path(output).resolve()
+    if out == Path(source).resolve():
+        raise CompressionError(
+            f"{owner}: output_checkpoint {str(out)!r} must differ from the source checkpoint "
+            "(the source is never rewritten in place)"
+        )
+    return out
 
 
 def checkpoint_stem(path: str | os.PathLike[str]) -> str:
