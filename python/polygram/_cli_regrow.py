@@ -26,18 +26,15 @@ class _RegrowError(Exception):
 
 
 def _zeroed_list(text: str) -> list[int]:
-    ids = []
-    for item in text.split(","):
-        s = item.strip()
-        if not s:
-            continue
-        try:
-            ids.append(int(s))
-        except ValueError:
-            raise _RegrowError(
-                f"--zeroed-list expects comma-separated ints; {s!r} in {text!r} is not one"
-            ) from None
-    return ids
+    """``--zeroed-list``: comma-separated ints (an empty list regrows nothing)."""
+    from polygram._cli_sae import _UsageError, parse_id_list
+
+    if not text.replace(",", "").strip():
+        return []
+    try:
+        return parse_id_list(text, flag="--zeroed-list")
+    except _UsageError as e:
+        raise _RegrowError(str(e)) from None
 
 
 def add_parsers(sub: Any) -> None:

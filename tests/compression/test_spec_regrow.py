@@ -248,3 +248,12 @@ def test_bf16_checkpoint_gets_a_clear_error(x: np.ndarray, tmp_path: Path) -> No
     g = Regrower(p, "residual_kmeans", [3], cached_residuals=x)  # the header alone is fine
     with pytest.raises(SAEFormatError, match="cannot be read as numpy tensors"):
         g.plan()
+
+
+def test_zeroed_list_parsing() -> None:
+    from polygram._cli_regrow import _RegrowError, _zeroed_list
+
+    assert _zeroed_list("3, 1,,7") == [3, 1, 7]
+    assert _zeroed_list("") == [] and _zeroed_list(" , ") == []
+    with pytest.raises(_RegrowError, match=r"--zeroed-list expects comma-separated ints; '1\.5'"):
+        _zeroed_list("2,1.5")

@@ -37,6 +37,7 @@ from polygram.sae.forward import residual_stream
 from polygram.sae.safetensors_io import read_safetensors_header
 
 if TYPE_CHECKING:
+    from polygram.compression.report import CompressionReport
     from polygram.dictionary import Dictionary
 
 __all__ = [
@@ -76,6 +77,10 @@ class RegrowSlot:
 
 @dataclass(frozen=True)
 class RegrowPlan:
+    """What ``Regrower.plan()`` decided: the k-means input size, the zeroed
+    slots it was given (ascending), the checkpoint's full id range and one
+    :class:`RegrowSlot` per zeroed slot (ascending by id)."""
+
     strategy: str
     n_residual_tokens: int
     zeroed_input: tuple[int, ...]
@@ -391,7 +396,7 @@ class Regrower:
     @classmethod
     def from_compression_report(
         cls,
-        report: Any,
+        report: CompressionReport,
         sae_checkpoint: str | os.PathLike[str],
         *,
         strategy: str | RegrowStrategy,
@@ -531,6 +536,7 @@ class Regrower:
         return RegrowResult(own, report, out, self._debug_dictionary(out))
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> RegrowResult:
+        """``apply(plan(), output_checkpoint)``."""
         return self.apply(self.plan(), output_checkpoint)
 
     def _debug_dictionary(self, out: Path) -> Dictionary:
