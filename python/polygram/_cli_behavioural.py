@@ -6,8 +6,9 @@ malformed ``--feature-ids``, a count or id mismatch, an unreadable JSON, a
 refused Dictionary or validator setting, a missing torch/transformers
 (``polygram validate: …``) — print one line on stderr and exit 2, like
 argparse's own usage errors.  Failures during the run itself (an
-out-of-range layer, an SAE that does not fit the model) exit 1 with one
-line.  Progress goes to stderr; nothing is written to stdout.
+out-of-range layer, an SAE that does not fit the model, a report that
+cannot be written) exit 1 with one line.  Progress goes to stderr;
+nothing is written to stdout.
 """
 
 from __future__ import annotations
@@ -171,15 +172,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _say(f"report → {output}" + (f", csv → {Path(args.csv).resolve()}" if args.csv else ""))
     try:
         report = validator.run()
+        report.to_json(output)
+        if args.csv:
+            report.to_csv(Path(args.csv).resolve())
     except ImportError as e:
         print(f"polygram validate: {e}", file=sys.stderr)
         return _EXIT_USAGE
-    except (ValueError, IndexError, OSError) as e:
+    except (ValueError, IndexError, RuntimeError, OSError) as e:
         print(f"polygram validate: failed: {e}", file=sys.stderr)
         return _EXIT_FAILED
-    report.to_json(output)
-    if args.csv:
-        report.to_csv(Path(args.csv).resolve())
     _say(
         f"{len(report.pairs)} pairs, {len(report.confirmed)} confirmed, "
         f"outcome {report.summary.outcome}; wrote {output}"

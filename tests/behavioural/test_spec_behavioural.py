@@ -348,3 +348,33 @@ def test_kl_rows_by_hand_and_zero_probability_tokens() -> None:
     # identical distributions: exactly 0 after the clamp
     same = torch.randn(4, 9)
     assert (kl_rows(torch, same.log_softmax(-1), same) >= 0).all()
+
+
+@pytest.mark.torch
+def test_cli_unwritable_report_exits_1(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a run that succeeds but whose --output sits under a regular file: one line, exit 1
+    pytest.importorskip("torch")
+    from polygram.cli import main
+
+    ckpt = tmp_path / "sae.safetensors"
+    write_sae(ckpt)
+    toy = tmp_path / "panel.json"
+    records = load_sae_safetensors(ckpt, feature_ids=PANEL)
+    write_toy_sae(toy, [records[f] for f in PANEL], description="spec panel")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    args = [
+        "validate", "--dictionary", str(toy), "--sae-checkpoint", str(ckpt),
+        "--feature-ids", ",".join(map(str, PANEL)), "--prompts", str(prompts),
+        "--layer", "2", "--model", str(tiny_model_dir), "--device", "cpu",
+        "--min-firing-rate", "0", "--output", str(blocker / "report.json"),
+    ]  # fmt: skip
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.splitlines()[-1].startswith("polygram validate: failed: ")
+    assert "not_a_dir" in err.splitlines()[-1]
