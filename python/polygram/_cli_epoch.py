@@ -113,6 +113,9 @@ def _run(args: argparse.Namespace) -> int:
         raise _EpochCliError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
         )
+    for flag, value in (("--output-checkpoint", args.output_checkpoint), ("--output", args.output)):
+        if Path(value).is_dir():
+            raise _EpochCliError(f"{flag} {value!r} is a directory; expected a file path")
     # the report must not land on an input or on the checkpoint just written
     report_path = Path(args.output).resolve()
     for flag, value in (

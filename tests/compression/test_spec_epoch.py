@@ -455,3 +455,16 @@ def test_repeated_fingerprint_and_precedence(
     rep = e.run(tmp_path / "o.safetensors").report
     assert [it.convergence_state for it in rep.iterations] == ["continuing", state]
     assert rep.convergence_reason == state
+
+
+@pytest.mark.parametrize("flag", ["--output", "--output-checkpoint"])
+def test_cli_output_directory_is_refused_up_front(tmp_path: Path, flag: str) -> None:
+    sae = write_planted_sae(tmp_path / "sae.safetensors")
+    np.save(tmp_path / "x.npy", residuals())
+    paths = {"--output": str(tmp_path / "r.json"), "--output-checkpoint": str(tmp_path / "o.st")}
+    paths[flag] = str(tmp_path)
+    r = _cli("--sae-checkpoint", str(sae), "--cached-residuals", str(tmp_path / "x.npy"),
+             "--layer", "5", *[a for kv in paths.items() for a in kv])  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"polygram compress-epoch: {flag} ") and "is a directory" in r.stderr
+    assert "iteration 0" not in r.stderr  # refused before the run
