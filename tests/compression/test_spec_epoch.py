@@ -468,3 +468,14 @@ def test_cli_output_directory_is_refused_up_front(tmp_path: Path, flag: str) -> 
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"polygram compress-epoch: {flag} ") and "is a directory" in r.stderr
     assert "iteration 0" not in r.stderr  # refused before the run
+
+
+def test_run_refuses_a_directory_output_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, sae: Path, tmp_path: Path
+) -> None:
+    def boom(*a: Any, **k: Any) -> None:
+        raise AssertionError("the SAE was read before the output path was checked")
+
+    monkeypatch.setattr(epoch_mod, "load_sae_state", boom)
+    with pytest.raises(CompressionError, match="is a directory"):
+        make(sae).run(tmp_path)

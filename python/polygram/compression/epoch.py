@@ -481,6 +481,8 @@ class EpochCompressor:
                 f"run: output_checkpoint {str(out)!r} must differ from the source checkpoint "
                 "(the source is never rewritten)"
             )
+        if out.is_dir():
+            raise _err(f"run: output_checkpoint {str(out)!r} is a directory; expected a file path")
         ensure_dir(out.parent)
         source_sha = sha256_file(src)
         t0 = time.monotonic()
