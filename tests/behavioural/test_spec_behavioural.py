@@ -378,3 +378,21 @@ def test_cli_unwritable_report_exits_1(
     assert rc == 1
     assert err.splitlines()[-1].startswith("polygram validate: failed: ")
     assert "not_a_dir" in err.splitlines()[-1]
+
+
+def test_std_floor_is_inclusive_per_pair_and_strict_in_the_summary() -> None:
+    # std([0, 2e-12]) is exactly 1e-12: §4.6 (activations, "std ≤ 1e-12") gives NaN,
+    # §4.7 (summary, "std < 1e-12") still correlates
+    from polygram.behavioural.aggregate import aggregate_pair
+    from polygram.behavioural.stats import pearson
+
+    x = np.array([0.0, 2e-12])
+    assert x.std() == 1e-12
+    assert pearson(x, [0.0, 1.0]) == pytest.approx(1.0)
+    assert math.isnan(pearson(x, [0.0, 1.0], floor_inclusive=True))
+    p = aggregate_pair(
+        unmeasured_pair(1, 2, 0.5, 0.5), x, np.array([0.0, 1.0]), np.zeros(2), np.zeros(2),
+        polygram_overlap_threshold=0.7, jaccard_threshold=0.3, min_both_fire=1,
+    )  # fmt: skip
+    assert math.isnan(p.pearson_activation)
+    assert p.jaccard == 1.0 and (p.n_both_fire, p.n_either_fire) == (1, 1)  # both fire at t=1

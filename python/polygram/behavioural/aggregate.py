@@ -14,10 +14,9 @@ from dataclasses import replace
 import numpy as np
 
 from polygram.behavioural.report import CandidatePair
+from polygram.behavioural.stats import pearson
 
 __all__ = ["aggregate_pair", "aggregate_pairs", "check_candidates", "decoder_cos2"]
-
-_STD_FLOOR = 1e-12
 
 
 def decoder_cos2(rows: np.ndarray) -> np.ndarray:
@@ -77,11 +76,7 @@ def aggregate_pair(
     n_both, n_either = int(both.sum()), int(either.sum())
     jaccard = n_both / max(n_either, 1)
 
-    a, b = acts_i.astype(np.float64), acts_j.astype(np.float64)
-    if a.size < 2 or a.std() <= _STD_FLOOR or b.std() <= _STD_FLOOR:
-        pearson = math.nan
-    else:
-        pearson = float(np.corrcoef(a, b)[0, 1])
+    r = pearson(acts_i, acts_j, floor_inclusive=True)
 
     ratio = math.nan
     if n_both >= min_both_fire:
@@ -98,7 +93,7 @@ def aggregate_pair(
     return replace(
         candidate,
         jaccard=float(jaccard),
-        pearson_activation=pearson,
+        pearson_activation=r,
         kl_ablate_i=_mean_or_nan(kl_i[fi]),
         kl_ablate_j=_mean_or_nan(kl_j[fj]),
         kl_ratio_paired=ratio,

@@ -97,6 +97,15 @@ def _tokenize(tokenizer: Any, text: str, device: str, n: int) -> dict[str, Any]:
     return inputs
 
 
+def _capture_into(captured: list[Any]) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], None]:
+    """A forward pre-hook (``with_kwargs=True``) appending the block input to ``captured``."""
+
+    def capture(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        captured.append(_hidden(args, kwargs).detach())
+
+    return capture
+
+
 def _captured_once(captured: list[Any], layer: int) -> Any:
     if len(captured) != 1:
         raise RuntimeError(
@@ -114,9 +123,7 @@ def capture_block_inputs(
     torch, tokenizer, model, dev = load_model(model_name, device, "residual capture")
     block = hooked_block(model, layer)
     captured: list[Any] = []
-
-    def capture(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        captured.append(_hidden(args, kwargs).detach())
+    capture = _capture_into(captured)
 
     rows = []
     handle = block.register_forward_pre_hook(capture, with_kwargs=True)
@@ -331,9 +338,7 @@ def _baseline(
     b_dec: Any,
 ) -> list[_Prompt]:
     captured: list[Any] = []
-
-    def capture(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        captured.append(_hidden(args, kwargs).detach())
+    capture = _capture_into(captured)
 
     out: list[_Prompt] = []
     offset = 0

@@ -41,11 +41,25 @@ def _bucket_masks(poly: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Pearson r; NaN if fewer than 2 points or either std < 1e-12."""
+def pearson(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    floor_inclusive: bool = False,
+) -> float:
+    """Pearson r; NaN if fewer than 2 points or either std < 1e-12 (``<=``
+    with ``floor_inclusive``, the per-pair activation rule of spec 10 §4.6)."""
     a = np.asarray(x, dtype=np.float64)
     b = np.asarray(y, dtype=np.float64)
-    if a.size < 2 or a.std() < _STD_FLOOR or b.std() < _STD_FLOOR:
+    if a.size < 2:
+        return math.nan
+    sa, sb = a.std(), b.std()
+    flat = (
+        (sa <= _STD_FLOOR or sb <= _STD_FLOOR)
+        if floor_inclusive
+        else (sa < _STD_FLOOR or sb < _STD_FLOOR)
+    )
+    if flat:
         return math.nan
     return float(np.corrcoef(a, b)[0, 1])
 
