@@ -19,7 +19,7 @@ import math
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
@@ -63,7 +63,9 @@ _DEBUG_FEATURES = 8  # the debugging Dictionary covers the first ≤ 8 report id
 _EPS = 1e-8
 
 
-def fire_totals(pairs: Any, cluster_of: Mapping[int, int] | None = None) -> dict[int, int]:
+def fire_totals(
+    pairs: Iterable[CandidatePair], cluster_of: Mapping[int, int] | None = None
+) -> dict[int, int]:
     """Σ fire counts per feature: ``n_fires_i`` to ``p.i``, ``n_fires_j`` to ``p.j``.
 
     With ``cluster_of`` only pairs whose two ends lie in the same cluster count.
