@@ -396,3 +396,80 @@ def test_std_floor_is_inclusive_per_pair_and_strict_in_the_summary() -> None:
     )  # fmt: skip
     assert math.isnan(p.pearson_activation)
     assert p.jaccard == 1.0 and (p.n_both_fire, p.n_either_fire) == (1, 1)  # both fire at t=1
+
+
+def _aggregate_oracle(
+    ai: list[float], aj: list[float], ki: list[float], kj: list[float], poly: float, mbf: int
+) -> dict[str, Any]:
+    """§4.6 in plain Python loops."""
+    t = len(ai)
+    fi = [a > 0 for a in ai]
+    fj = [a > 0 for a in aj]
+    both = [x and y for x, y in zip(fi, fj)]
+    either = [x or y for x, y in zip(fi, fj)]
+    n_both, n_either = sum(both), sum(either)
+
+    def mean(vals: list[float]) -> float:
+        return sum(vals) / len(vals) if vals else NAN
+
+    ratio = NAN
+    if n_both >= mbf:
+        mi = mean([ki[k] for k in range(t) if both[k]])
+        mj = mean([kj[k] for k in range(t) if both[k]])
+        if mi > 0 and mj > 0:
+            ratio = mi / mj
+    jac = n_both / max(n_either, 1)
+    return {
+        "n_fires_i": sum(fi),
+        "n_fires_j": sum(fj),
+        "n_both_fire": n_both,
+        "n_either_fire": n_either,
+        "jaccard": jac,
+        "kl_ablate_i": mean([ki[k] for k in range(t) if fi[k]]),
+        "kl_ablate_j": mean([kj[k] for k in range(t) if fj[k]]),
+        "kl_ratio_paired": ratio,
+        "kl_log_ratio_abs": abs(math.log(ratio)) if math.isfinite(ratio) else NAN,
+        "gate_pass": poly >= 0.7 and jac >= 0.3 and n_both >= mbf,
+    }
+
+
+_act = st.one_of(st.just(0.0), st.floats(0.0625, 8.0, width=32))
+_kl = st.one_of(st.just(0.0), st.floats(1 / 1024, 2.0, width=32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.integers(1, 12).flatmap(
+        lambda t: st.tuples(
+            st.lists(_act, min_size=t, max_size=t),
+            st.lists(_act, min_size=t, max_size=t),
+            st.lists(_kl, min_size=t, max_size=t),
+            st.lists(_kl, min_size=t, max_size=t),
+        )
+    ),
+    poly=st.sampled_from([0.0, 0.69999, 0.7, 1.0]),
+    mbf=st.integers(1, 4),
+)
+def test_aggregate_pair_matches_the_loop_oracle(
+    data: tuple[list[float], list[float], list[float], list[float]], poly: float, mbf: int
+) -> None:
+    from polygram.behavioural.aggregate import aggregate_pair
+
+    ai, aj, ki, kj = data
+    got = aggregate_pair(
+        unmeasured_pair(4, 2, poly, 0.1),
+        *(np.array(v, dtype=np.float32) for v in (ai, aj, ki, kj)),
+        polygram_overlap_threshold=0.7,
+        jaccard_threshold=0.3,
+        min_both_fire=mbf,
+    )
+    want = _aggregate_oracle(ai, aj, ki, kj, poly, mbf)
+    for key, w in want.items():
+        g = getattr(got, key)
+        if isinstance(w, float) and math.isnan(w):
+            assert math.isnan(g), key
+        elif isinstance(w, float):
+            assert g == pytest.approx(w, rel=1e-6, abs=1e-12), key
+        else:
+            assert g == w, key
+    assert (got.i, got.j, got.polygram_overlap, got.decoder_overlap) == (4, 2, poly, 0.1)
