@@ -257,3 +257,18 @@ def test_zeroed_list_parsing() -> None:
     assert _zeroed_list("") == [] and _zeroed_list(" , ") == []
     with pytest.raises(_RegrowError, match=r"--zeroed-list expects comma-separated ints; '1\.5'"):
         _zeroed_list("2,1.5")
+
+
+def test_strategy_enum_and_required_strategy(sae: Path, x: np.ndarray) -> None:
+    from polygram.compression.regrow import RegrowStrategy
+
+    assert [s.value for s in RegrowStrategy] == [
+        "residual_kmeans",
+        "high_decoder_norm_random",
+        "orthogonal_noise_scaled",
+    ]
+    assert RegrowStrategy("residual_kmeans") == "residual_kmeans"  # str-valued
+    with pytest.raises(TypeError, match="strategy"):
+        Regrower(sae, zeroed=[1], cached_residuals=x)  # type: ignore[call-arg]
+    g = Regrower(sae, "residual_kmeans", [1], cached_residuals=x)
+    assert (g.seed, g.n_init, g.model_name, g.layer, g.device) == (0, 4, "gpt2", 10, None)
