@@ -50,6 +50,7 @@ from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_pa
 from polygram.errors import CompressionError
 from polygram.sae.checkpoint import (
     checkpoint_stem,
+    distinct_output,
     load_sae_state,
     require_finite_sae,
     write_sae_state,
@@ -475,12 +476,7 @@ class EpochCompressor:
         ``output_checkpoint`` (which must differ from the source)."""
         self._zeroed = set()  # 0.0.1 kept it across runs (spec 13 §9.7)
         src = Path(self.sae_checkpoint)
-        out = Path(output_checkpoint).resolve()
-        if out == src.resolve():
-            raise _err(
-                f"run: output_checkpoint {str(out)!r} must differ from the source checkpoint "
-                "(the source is never rewritten)"
-            )
+        out = distinct_output(src, output_checkpoint, "EpochCompressor.run")
         if out.is_dir():
             raise _err(f"run: output_checkpoint {str(out)!r} is a directory; expected a file path")
         ensure_dir(out.parent)
