@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from behavioural.beh_helpers import write_sae
+from behavioural.beh_helpers import write_cli_inputs, write_sae
 
 
 @pytest.fixture()
@@ -16,3 +16,9 @@ def sae_ckpt(tmp_path: Path) -> Path:
     p = tmp_path / "sae.safetensors"
     write_sae(p)
     return p
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """``polygram validate`` input files (see ``write_cli_inputs``)."""
+    return write_cli_inputs(tmp_path)

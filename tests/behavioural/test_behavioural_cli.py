@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from behavioural.beh_helpers import PANEL, PROMPTS, write_sae
-from polygram import load_sae_safetensors
+from behavioural.beh_helpers import PANEL, PROMPTS, validate_args
 from polygram.behavioural import ValidationReport
-from polygram.sae import write_toy_sae
 
 
 def cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -25,32 +23,7 @@ def cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture()
-def inputs(tmp_path: Path) -> dict[str, Path]:
-    ckpt = tmp_path / "sae.safetensors"
-    write_sae(ckpt)
-    toy = tmp_path / "panel.json"
-    records = load_sae_safetensors(ckpt, feature_ids=PANEL)
-    write_toy_sae(toy, [records[f] for f in PANEL], description="test panel")
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("# a comment\n\n" + "\n".join(f"  {p}  " for p in PROMPTS) + "\n")
-    return {"dictionary": toy, "ckpt": ckpt, "prompts": prompts, "dir": tmp_path}
-
-
-def args_for(inputs: dict[str, Path], **over: str) -> list[str]:
-    flags = {
-        "--dictionary": str(inputs["dictionary"]),
-        "--sae-checkpoint": str(inputs["ckpt"]),
-        "--feature-ids": ",".join(map(str, PANEL)),
-        "--prompts": str(inputs["prompts"]),
-        "--layer": "2",
-        "--output": str(inputs["dir"] / "out" / "report.json"),
-    }
-    flags.update({f"--{k.replace('_', '-')}": v for k, v in over.items()})
-    out = ["validate"]
-    for k, v in flags.items():
-        out += [k, v]
-    return out
+args_for = validate_args
 
 
 @pytest.mark.parametrize(

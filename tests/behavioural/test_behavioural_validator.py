@@ -15,21 +15,11 @@ import numpy as np
 import pytest
 
 import polygram
-from behavioural.beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
+from behavioural.beh_helpers import PANEL, make_validator, panel_dictionary, write_sae
 from polygram.behavioural import BehaviouralValidator
 from polygram.behavioural.runtime import hooked_block, require_torch, resolve_device
 
-
-def make(ckpt: Path, **kw: Any) -> BehaviouralValidator:
-    base: dict[str, Any] = dict(
-        dictionary=panel_dictionary(ckpt),
-        sae_checkpoint=ckpt,
-        feature_ids=PANEL,
-        prompts=PROMPTS,
-        layer=2,
-    )
-    base.update(kw)
-    return BehaviouralValidator(**base)
+make = make_validator
 
 
 def test_exported_top_level() -> None:

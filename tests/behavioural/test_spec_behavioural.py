@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from behavioural.beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
+from behavioural.beh_helpers import PANEL, PROMPTS, make_validator, validate_args, write_sae
 from polygram import load_sae_safetensors
 from polygram.behavioural import (
     BehaviouralValidator,
@@ -30,7 +30,7 @@ from polygram.behavioural import (
 from polygram.behavioural.aggregate import aggregate_pairs, check_candidates, decoder_cos2
 from polygram.behavioural.report import unmeasured_pair
 from polygram.behavioural.stats import bootstrap_mean_ci, summarise
-from polygram.sae import from_sae_lens, write_toy_sae
+from polygram.sae import from_sae_lens
 
 NAN = math.nan
 
@@ -174,16 +174,7 @@ def test_from_json_long_non_object_text_is_not_a_path() -> None:
 # --- §2 constructor order ------------------------------------------------------------
 
 
-def _make(ckpt: Path, **kw: Any) -> BehaviouralValidator:
-    base: dict[str, Any] = dict(
-        dictionary=panel_dictionary(ckpt),
-        sae_checkpoint=ckpt,
-        feature_ids=PANEL,
-        prompts=PROMPTS,
-        layer=2,
-    )
-    base.update(kw)
-    return BehaviouralValidator(**base)
+_make = make_validator
 
 
 def test_constructor_check_order_middle_steps(sae_ckpt: Path, tmp_path: Path) -> None:
@@ -257,23 +248,12 @@ def test_decoder_geometry_inclusive_threshold(tmp_path: Path) -> None:
 # --- §7 CLI -----------------------------------------------------------------------------
 
 
-def test_cli_non_default_model_is_not_warned_about(tmp_path: Path) -> None:
-    ckpt = tmp_path / "sae.safetensors"
-    write_sae(ckpt)
-    toy = tmp_path / "panel.json"
-    records = load_sae_safetensors(ckpt, feature_ids=PANEL)
-    write_toy_sae(toy, [records[f] for f in PANEL], description="spec panel")
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
+def test_cli_non_default_model_is_not_warned_about(inputs: dict[str, Path]) -> None:
     code = (
         "import sys\nsys.modules['torch'] = None\n"
         "from polygram.cli import main\nsys.exit(main(sys.argv[1:]))"
     )
-    args = [
-        "validate", "--dictionary", str(toy), "--sae-checkpoint", str(ckpt),
-        "--feature-ids", ",".join(map(str, PANEL)), "--prompts", str(prompts),
-        "--layer", "2", "--model", "EleutherAI/pythia-70m", "--output", str(tmp_path / "r.json"),
-    ]  # fmt: skip
+    args = validate_args(inputs, model="EleutherAI/pythia-70m")
     r = subprocess.run(
         [sys.executable, "-W", "error", "-c", code, *args],
         capture_output=True,
@@ -285,7 +265,7 @@ def test_cli_non_default_model_is_not_warned_about(tmp_path: Path) -> None:
     assert "warn" not in r.stderr.lower()
     assert "polygram[behavioural]" in r.stderr
     assert r.stdout == ""
-    assert not (tmp_path / "r.json").exists()
+    assert not (inputs["dir"] / "out").exists()
 
 
 # --- seed README: the BehaviouralValidator section as written ------------------------
@@ -352,27 +332,21 @@ def test_kl_rows_by_hand_and_zero_probability_tokens() -> None:
 
 @pytest.mark.torch
 def test_cli_unwritable_report_exits_1(
-    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+    inputs: dict[str, Path], tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # a run that succeeds but whose --output sits under a regular file: one line, exit 1
     pytest.importorskip("torch")
     from polygram.cli import main
 
-    ckpt = tmp_path / "sae.safetensors"
-    write_sae(ckpt)
-    toy = tmp_path / "panel.json"
-    records = load_sae_safetensors(ckpt, feature_ids=PANEL)
-    write_toy_sae(toy, [records[f] for f in PANEL], description="spec panel")
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
-    blocker = tmp_path / "not_a_dir"
+    blocker = inputs["dir"] / "not_a_dir"
     blocker.write_text("x")
-    args = [
-        "validate", "--dictionary", str(toy), "--sae-checkpoint", str(ckpt),
-        "--feature-ids", ",".join(map(str, PANEL)), "--prompts", str(prompts),
-        "--layer", "2", "--model", str(tiny_model_dir), "--device", "cpu",
-        "--min-firing-rate", "0", "--output", str(blocker / "report.json"),
-    ]  # fmt: skip
+    args = validate_args(
+        inputs,
+        model=str(tiny_model_dir),
+        device="cpu",
+        min_firing_rate="0",
+        output=str(blocker / "report.json"),
+    )
     rc = main(args)
     err = capsys.readouterr().err
     assert rc == 1
