@@ -12,10 +12,15 @@ compressed, the next anchor comes from group ``B``.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import save_file
+
+from polygram.compression.epoch import EpochCompressor
 
 N_SAE = 24
 D_MODEL = 16
@@ -58,3 +63,28 @@ def write_planted_sae(path: Path, seed: int = 0, *, extra: bool = False) -> Path
 
 def residuals(seed: int = 1, n_tokens: int = N_TOKENS) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n_tokens, D_MODEL)).astype(np.float32)
+
+
+def make_epoch(sae: Path, **kw: Any) -> EpochCompressor:
+    """An EpochCompressor on cached residuals with the polygram gate off (the
+    planted groups are found by Jaccard) and no progress output."""
+    args: dict[str, Any] = {
+        "prompts": [],
+        "layer": 5,
+        "cached_residuals": residuals(),
+        "polygram_overlap_threshold": 0.0,
+        "progress": False,
+    }
+    args.update(kw)
+    return EpochCompressor(sae, **args)
+
+
+def epoch_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``polygram compress-epoch`` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "polygram.cli", "compress-epoch", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from epoch_helpers import epoch_cli as cli
 from epoch_helpers import residuals, write_planted_sae
 from safetensors.numpy import load_file
 
 from polygram.compression import EpochCompressor, EpochReport
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polygram.cli", "compress-epoch", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture

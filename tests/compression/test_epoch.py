@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from epoch_helpers import GROUP_A, GROUP_B, N_SAE, planted_sae, residuals, write_planted_sae
+from epoch_helpers import make_epoch as make
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
@@ -35,18 +36,6 @@ from polygram.sae.records import SAEFeatureRecord
 @pytest.fixture()
 def sae(tmp_path: Path) -> Path:
     return write_planted_sae(tmp_path / "src" / "sae.safetensors")
-
-
-def make(sae: Path, **kw: Any) -> EpochCompressor:
-    args: dict[str, Any] = {
-        "prompts": [],
-        "layer": 5,
-        "cached_residuals": residuals(),
-        "polygram_overlap_threshold": 0.0,  # the planted groups are found by Jaccard
-        "progress": False,
-    }
-    args.update(kw)
-    return EpochCompressor(sae, **args)
 
 
 # --- constructor ------------------------------------------------------------------

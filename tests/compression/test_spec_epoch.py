@@ -8,15 +8,14 @@ input."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from epoch_helpers import GROUP_A, GROUP_B, planted_sae, residuals, write_planted_sae
+from epoch_helpers import GROUP_A, GROUP_B, epoch_cli, planted_sae, residuals, write_planted_sae
+from epoch_helpers import make_epoch as make
 from safetensors.numpy import save_file
 
 import polygram.compression.epoch as epoch_mod
@@ -28,18 +27,6 @@ from polygram.errors import CompressionError
 @pytest.fixture()
 def sae(tmp_path: Path) -> Path:
     return write_planted_sae(tmp_path / "src" / "sae.safetensors")
-
-
-def make(sae: Path, **kw: Any) -> EpochCompressor:
-    args: dict[str, Any] = {
-        "prompts": [],
-        "layer": 5,
-        "cached_residuals": residuals(),
-        "polygram_overlap_threshold": 0.0,
-        "progress": False,
-    }
-    args.update(kw)
-    return EpochCompressor(sae, **args)
 
 
 # --- §2: the constructor checks run in 0.0.1's order ---------------------------------
@@ -88,6 +75,17 @@ def test_constructor_check_order(tmp_path: Path, sae: Path) -> None:
 # --- §3.2 step 13: the quality bound is strict; inf turns it off ----------------------
 
 
+def _two_compressions(sae: Path, multiplier: float) -> EpochCompressor:
+    """One panel per iteration, two iterations: group A is compressed, then B."""
+    return make(
+        sae,
+        n_panels_max=1,
+        n_visits_per_feature=1,
+        max_iterations=2,
+        quality_delta_multiplier=multiplier,
+    )
+
+
 def _deltas(monkeypatch: pytest.MonkeyPatch, values: list[float]) -> None:
     it: Iterator[float] = iter(values)
     monkeypatch.setattr(epoch_mod, "quality_delta", lambda *a, **k: next(it))
@@ -114,13 +112,7 @@ def test_quality_bound_is_strict(
     states: list[str],
 ) -> None:
     _deltas(monkeypatch, deltas)
-    e = make(
-        sae,
-        n_panels_max=1,
-        n_visits_per_feature=1,
-        max_iterations=2,
-        quality_delta_multiplier=multiplier,
-    )
+    e = _two_compressions(sae, multiplier)
     rep = e.run(tmp_path / "o.safetensors").report
     assert [it.convergence_state for it in rep.iterations] == states
     # the bound uses the exact delta; the record holds it to 6 significant figures
@@ -257,16 +249,6 @@ def test_cli_defaults() -> None:
     assert not args.save_intermediate_reports and not args.allow_layer_zero
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polygram.cli", "compress-epoch", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("clash", ["sae", "out", "x"])
 def test_cli_report_never_overwrites_an_input(tmp_path: Path, clash: str) -> None:
     files = {
@@ -276,7 +258,7 @@ def test_cli_report_never_overwrites_an_input(tmp_path: Path, clash: str) -> Non
     }
     np.save(files["x"], residuals())
     before = {k: p.read_bytes() for k, p in files.items() if p.exists()}
-    r = _cli("--sae-checkpoint", str(files["sae"]), "--output-checkpoint", str(files["out"]),
+    r = epoch_cli("--sae-checkpoint", str(files["sae"]), "--output-checkpoint", str(files["out"]),
              "--cached-residuals", str(files["x"]), "--output", str(files[clash]),
              "--layer", "5")  # fmt: skip
     assert r.returncode == 2, r.stderr
@@ -289,7 +271,7 @@ def test_cli_unreadable_prompts_exit_2(tmp_path: Path) -> None:
     sae = write_planted_sae(tmp_path / "sae.safetensors")
     bad = tmp_path / "prompts.txt"
     bad.write_bytes(b"\xff\xfe not utf-8\n")
-    r = _cli("--sae-checkpoint", str(sae), "--output-checkpoint", str(tmp_path / "o.st"),
+    r = epoch_cli("--sae-checkpoint", str(sae), "--output-checkpoint", str(tmp_path / "o.st"),
              "--prompts", str(bad), "--output", str(tmp_path / "r.json"), "--layer", "5")  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("polygram compress-epoch: --prompts ")
@@ -445,13 +427,7 @@ def test_repeated_fingerprint_and_precedence(
 
     monkeypatch.setattr(EpochCompressor, "_compress", same_clusters)
     _deltas(monkeypatch, deltas)
-    e = make(
-        sae,
-        n_panels_max=1,
-        n_visits_per_feature=1,
-        max_iterations=2,
-        quality_delta_multiplier=multiplier,
-    )
+    e = _two_compressions(sae, multiplier)
     rep = e.run(tmp_path / "o.safetensors").report
     assert [it.convergence_state for it in rep.iterations] == ["continuing", state]
     assert rep.convergence_reason == state
@@ -463,7 +439,7 @@ def test_cli_output_directory_is_refused_up_front(tmp_path: Path, flag: str) -> 
     np.save(tmp_path / "x.npy", residuals())
     paths = {"--output": str(tmp_path / "r.json"), "--output-checkpoint": str(tmp_path / "o.st")}
     paths[flag] = str(tmp_path)
-    r = _cli("--sae-checkpoint", str(sae), "--cached-residuals", str(tmp_path / "x.npy"),
+    r = epoch_cli("--sae-checkpoint", str(sae), "--cached-residuals", str(tmp_path / "x.npy"),
              "--layer", "5", *[a for kv in paths.items() for a in kv])  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"polygram compress-epoch: {flag} ") and "is a directory" in r.stderr
