@@ -207,6 +207,19 @@ def test_cap_checked_before_thresholds(tmp_path: Path) -> None:
         BehaviouralValidator(d, ckpt, list(range(9)), ["x"], layer=1, jaccard_threshold=5.0)
 
 
+def test_cap_is_the_encodings_own(tmp_path: Path) -> None:
+    # HEA on 2 qubits holds 4 features: a 5-id panel is refused even though 5 <= 8
+    from polygram import Dictionary, Feature, HEA_Rung2
+
+    ckpt = tmp_path / "sae.safetensors"
+    write_sae(ckpt)
+    feats = [Feature(f"f{k}", "c", beta=0.1 * k) for k in range(4)]
+    d = Dictionary("Four", feats, {"c": [f.name for f in feats]}, HEA_Rung2(1, n_qubits=2))
+    object.__setattr__(d, "features", [*d.features, Feature("f4", "c", beta=0.5)])
+    with pytest.raises(ValueError, match="exceed the per-dictionary cap of 4"):
+        BehaviouralValidator(d, ckpt, list(range(5)), ["x"], layer=1)
+
+
 # --- §9 geometry confirmers -----------------------------------------------------------
 
 

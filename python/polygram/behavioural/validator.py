@@ -28,8 +28,8 @@ from polygram.sae.records import selected_ids
 
 __all__ = ["LAYER_ZERO_NOTE", "MAX_FEATURES_PER_DICTIONARY", "BehaviouralValidator"]
 
-#: The rung-1 MPS capacity; a dictionary whose encoding declares a larger
-#: ``max_features`` is held to that instead.
+#: The rung-1 MPS capacity (0.0.1's constant); a dictionary is held to its
+#: encoding's ``max_features`` (this, for an encoding that declares none).
 MAX_FEATURES_PER_DICTIONARY = 8
 
 LAYER_ZERO_NOTE = (
@@ -92,10 +92,7 @@ class BehaviouralValidator:
                 f"{n_feat} features ({self.dictionary.name!r}); give one id per feature, "
                 "in dictionary order"
             )
-        cap = max(
-            MAX_FEATURES_PER_DICTIONARY,
-            int(getattr(self.dictionary.encoding, "max_features", MAX_FEATURES_PER_DICTIONARY)),
-        )
+        cap = int(getattr(self.dictionary.encoding, "max_features", MAX_FEATURES_PER_DICTIONARY))
         if len(ids) > cap:
             raise ValueError(
                 f"feature_ids: {len(ids)} features exceed the per-dictionary cap of {cap}"
