@@ -253,6 +253,21 @@ def test_strategies_copy_and_check_inputs() -> None:
         merge_strategy(arr, PLAN, None, "x")  # type: ignore[arg-type]
 
 
+def test_in_place_strategies_give_the_copying_result() -> None:
+    """``copy=False`` (what ``Compressor.apply`` uses on freshly loaded
+    tensors) edits the arrays themselves and gives the same values."""
+    for strategy in (zero_strategy, lambda a, p, **kw: merge_strategy(a, p, None, **kw)[0]):
+        arr = _arrays([1.0, 2.0, 3.0])
+        want = strategy(arr, PLAN)
+        got = strategy(arr, PLAN, copy=False)
+        assert all(got[k] is arr[k] for k in got)
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    frozen = _arrays([1.0, 2.0, 3.0])
+    frozen["W_dec"].flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        zero_strategy(frozen, PLAN, copy=False)
+
+
 def test_compressing_the_output_again_changes_nothing(sae: Path, tmp_path: Path) -> None:
     report = build_report(8, CONFIRMED)
     once = Compressor(report, sae).run(tmp_path / "once.safetensors")

@@ -286,12 +286,15 @@ class Compressor:
             check_feature_ids(f"cluster {c.cluster_id}", c.members, w_src.shape[0], repr(str(src)))
         member_norms = {c.cluster_id: row_norms(w_src, c.members) for c in plan.clusters}
 
+        # The arrays were just loaded and are ours: edit them in place (a copy
+        # of a GPT-2-small SAE costs as much as the rest of the rewrite); every
+        # source norm needed later is in member_norms.
         merged: dict[int, float] = {}
         if self.strategy == "merge":
             fires = fire_totals(self.validation_report.pairs)
-            new, merged = merge_strategy(arrays, plan, fires, self.merge_mode)
+            new, merged = merge_strategy(arrays, plan, fires, self.merge_mode, copy=False)
         else:
-            new = zero_strategy(arrays, plan)
+            new = zero_strategy(arrays, plan, copy=False)
         del arrays
 
         clusters = tuple(
@@ -304,7 +307,7 @@ class Compressor:
             for c in plan.clusters
         )
         patched = CompressionPlan(clusters, plan.feature_ids)
-        ratio = _scale_ratio(patched, member_norms, w_src, self.strategy)
+        ratio = _scale_ratio(patched, member_norms, self.strategy)
         dictionary = self._debug_dictionary(patched, new["W_dec"])
 
         write_sae_state(out, {k: new[k] for k in CANONICAL_KEYS})
@@ -348,10 +351,7 @@ class Compressor:
 
 
 def _scale_ratio(
-    plan: CompressionPlan,
-    member_norms: Mapping[int, np.ndarray],
-    w_src: np.ndarray,
-    strategy: str,
+    plan: CompressionPlan, member_norms: Mapping[int, np.ndarray], strategy: str
 ) -> float:
     """Preserved / source decoder-norm mass over clustered members only
     (``member_norms``: each cluster's source decoder-row norms, by id)."""
@@ -365,5 +365,5 @@ def _scale_ratio(
             assert c.merged_norm is not None
             kept += c.merged_norm * len(c.members)
         else:
-            kept += float(np.linalg.norm(w_src[c.representative].astype(np.float64)))
+            kept += float(member_norms[c.cluster_id][c.members.index(c.representative)])
     return 1.0 if denom <= 0 else kept / denom

@@ -53,13 +53,17 @@ def check_feature_ids(
         )
 
 
-def _copy_checked(arrays: Mapping[str, np.ndarray], plan: CompressionPlan) -> dict[str, np.ndarray]:
+def _copy_checked(
+    arrays: Mapping[str, np.ndarray], plan: CompressionPlan, copy: bool
+) -> dict[str, np.ndarray]:
     lacking = [k for k in _KEYS if k not in arrays]
     if lacking:
         raise KeyError(f"SAE tensors {lacking} are missing; a strategy needs {list(_KEYS)}")
     for c in plan.clusters:
         check_feature_ids(f"cluster {c.cluster_id}", c.members, arrays["W_dec"].shape[0])
-    return {k: np.array(arrays[k], copy=True) for k in _KEYS}
+    if not copy and not all(arrays[k].flags.writeable for k in _KEYS):
+        raise ValueError("copy=False needs writeable arrays")
+    return {k: np.array(arrays[k], copy=True) if copy else arrays[k] for k in _KEYS}
 
 
 def _silence(out: dict[str, np.ndarray], fids: Iterable[int]) -> None:
@@ -74,10 +78,13 @@ def _all_zeroed(plan: CompressionPlan) -> list[int]:
     return [f for c in plan.clusters for f in c.zeroed]
 
 
-def zero_strategy(arrays: Mapping[str, np.ndarray], plan: CompressionPlan) -> dict[str, np.ndarray]:
+def zero_strategy(
+    arrays: Mapping[str, np.ndarray], plan: CompressionPlan, *, copy: bool = True
+) -> dict[str, np.ndarray]:
     """Copies of ``arrays`` with every zeroed feature's encoder column,
-    encoder bias and decoder row set to 0."""
-    out = _copy_checked(arrays, plan)
+    encoder bias and decoder row set to 0 (``copy=False``: ``arrays``
+    themselves are edited, for a caller that owns freshly loaded tensors)."""
+    out = _copy_checked(arrays, plan, copy)
     _silence(out, _all_zeroed(plan))
     return out
 
@@ -112,6 +119,8 @@ def merge_strategy(
     plan: CompressionPlan,
     n_fires_by_fid: Mapping[int, int] | None = None,
     mode: MergeMode = "freq_weighted",
+    *,
+    copy: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[int, float]]:
     """``zero`` plus the representative's decoder row rescaled to the merged
     norm; returns the arrays and ``{cluster_id: merged_norm}``.
@@ -122,8 +131,9 @@ def merge_strategy(
     """
     if mode not in MERGE_MODES:
         raise ValueError(f"unsupported merge_mode {mode!r}; allowed: {', '.join(MERGE_MODES)}")
-    out = _copy_checked(arrays, plan)
-    src = arrays["W_dec"]
+    out = _copy_checked(arrays, plan, copy)
+    src = arrays["W_dec"]  # with copy=False also out["W_dec"]: clusters are disjoint and each
+    # cluster's norms are read before its own representative row is rescaled
     merged: dict[int, float] = {}
     for c in plan.clusters:
         norms = row_norms(src, c.members)
