@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from polygram._cli_io import CommandError, existing_file
+
 __all__ = ["add_parsers", "cmd_compress", "parse_representatives"]
 
 _EXIT_USAGE = 2
 
 
-class _CompressError(Exception):
+class _CompressError(CommandError):
     """Anything the command reports as ``polygram compress: …`` (exit 2)."""
 
 
@@ -111,7 +113,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_compress(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except _CompressError as e:
+    except CommandError as e:
         print(f"polygram compress: {e}", file=sys.stderr)
         return _EXIT_USAGE
 
@@ -121,12 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     from polygram.compression import Compressor
     from polygram.errors import MissingDependencyError
 
-    report_path = Path(args.validation_report)
-    sae = Path(args.sae_checkpoint)
-    if not report_path.is_file():
-        raise _CompressError(f"--validation-report: file not found: {report_path}")
-    if not sae.is_file():
-        raise _CompressError(f"--sae-checkpoint: file not found: {sae}")
+    report_path = existing_file("--validation-report", args.validation_report)
+    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
     if Path(args.output_checkpoint).resolve() == sae.resolve():
         raise _CompressError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"

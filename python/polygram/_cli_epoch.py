@@ -17,13 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from polygram._cli_io import CommandError, existing_file, prompts_file, residuals_npy
+
 __all__ = ["add_parsers", "cmd_compress_epoch"]
 
 _EXIT_USAGE = 2
 _NAME = "compress-epoch"
 
 
-class _EpochCliError(Exception):
+class _EpochCliError(CommandError):
     """Anything the command reports as ``polygram compress-epoch: …`` (exit 2)."""
 
 
@@ -90,25 +92,16 @@ def add_parsers(sub: Any) -> None:
 def cmd_compress_epoch(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except _EpochCliError as e:
+    except CommandError as e:
         print(f"polygram {_NAME}: {e}", file=sys.stderr)
         return _EXIT_USAGE
 
 
-def _existing(flag: str, value: str) -> Path:
-    p = Path(value)
-    if not p.is_file():
-        raise _EpochCliError(f"{flag}: file not found: {p}")
-    return p
-
-
 def _run(args: argparse.Namespace) -> int:
-    from polygram._cli_regrow import _RegrowError, _residuals
-    from polygram.behavioural.prompts import read_prompts
     from polygram.compression.epoch import EpochCompressor
     from polygram.errors import MissingDependencyError
 
-    sae = _existing("--sae-checkpoint", args.sae_checkpoint)
+    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
     if Path(args.output_checkpoint).resolve() == sae.resolve():
         raise _EpochCliError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
@@ -128,21 +121,9 @@ def _run(args: argparse.Namespace) -> int:
             raise _EpochCliError(f"--output {args.output!r} must differ from {flag}")
     acts: dict[str, Any] = {"prompts": []}
     if args.cached_residuals is not None:
-        try:
-            acts["cached_residuals"] = _residuals(
-                _existing("--cached-residuals", args.cached_residuals)
-            )
-        except _RegrowError as e:
-            raise _EpochCliError(str(e)) from None
+        acts["cached_residuals"] = residuals_npy("--cached-residuals", args.cached_residuals)
     else:
-        path = _existing("--prompts", args.prompts)
-        try:
-            prompts = read_prompts(path)
-        except (OSError, UnicodeDecodeError) as e:
-            raise _EpochCliError(f"--prompts {args.prompts!r} cannot be read: {e}") from None
-        if not prompts:
-            raise _EpochCliError(f"--prompts {args.prompts!r}: holds no prompt")
-        acts["prompts"] = prompts
+        acts["prompts"] = prompts_file("--prompts", args.prompts)
     try:
         epoch = EpochCompressor(
             sae,

@@ -16,12 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from polygram._cli_io import CommandError, existing_file, prompts_file, residuals_npy
+
 __all__ = ["add_parsers", "cmd_regrow"]
 
 _EXIT_USAGE = 2
 
 
-class _RegrowError(Exception):
+class _RegrowError(CommandError):
     """Anything the command reports as ``polygram regrow: …`` (exit 2)."""
 
 
@@ -76,65 +78,34 @@ def add_parsers(sub: Any) -> None:
 def cmd_regrow(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except _RegrowError as e:
+    except CommandError as e:
         print(f"polygram regrow: {e}", file=sys.stderr)
         return _EXIT_USAGE
 
 
-def _existing(flag: str, value: str) -> Path:
-    p = Path(value)
-    if not p.is_file():
-        raise _RegrowError(f"{flag}: file not found: {p}")
-    return p
-
-
-def _residuals(path: Path) -> Any:
-    import numpy as np
-
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise _RegrowError(f"--cached-residuals {str(path)!r}: not a readable .npy ({e})") from None
-    if x.ndim != 2 or x.dtype.kind != "f":
-        raise _RegrowError(
-            f"--cached-residuals {str(path)!r}: a {x.dtype} array of shape {x.shape}; "
-            "expected a 2-D float array (tokens, d_model)"
-        )
-    return x
-
-
 def _run(args: argparse.Namespace) -> int:
-    from polygram.behavioural.prompts import read_prompts
     from polygram.compression import CompressionReport
     from polygram.compression.regrow import Regrower
     from polygram.errors import MissingDependencyError
 
-    sae = _existing("--sae-checkpoint", args.sae_checkpoint)
+    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
     if Path(args.output_checkpoint).resolve() == sae.resolve():
         raise _RegrowError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
         )
     acts: dict[str, Any] = {}
     if args.cached_residuals is not None:
-        path = _existing("--cached-residuals", args.cached_residuals)
-        acts["cached_residuals"] = _residuals(path)
+        acts["cached_residuals"] = residuals_npy("--cached-residuals", args.cached_residuals)
     else:
-        path = _existing("--prompts", args.prompts)
-        try:
-            prompts = read_prompts(path)
-        except (OSError, UnicodeDecodeError) as e:
-            raise _RegrowError(f"--prompts {args.prompts!r} cannot be read: {e}") from None
-        if not prompts:
-            raise _RegrowError(f"--prompts {args.prompts!r}: holds no prompt")
         acts.update(
-            prompts=prompts,
+            prompts=prompts_file("--prompts", args.prompts),
             model_name=args.model,
             layer=args.layer,
             device=None if args.device == "auto" else args.device,
         )
     try:
         if args.compression_report is not None:
-            path = _existing("--compression-report", args.compression_report)
+            path = existing_file("--compression-report", args.compression_report)
             try:
                 report = CompressionReport.from_json(path)
             except (ValueError, KeyError, TypeError) as e:
