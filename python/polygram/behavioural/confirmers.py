@@ -43,7 +43,7 @@ class Confirmer(Protocol):
 
 
 def _geometry_summary() -> ValidationSummary:
-    return ValidationSummary(_NAN, _NAN, _NAN, _NAN, _NAN, buckets={}, outcome="geometry_only")
+    return ValidationSummary.unmeasured("geometry_only")
 
 
 def _checkpoint(owner: str, path: str | os.PathLike[str]) -> Path:

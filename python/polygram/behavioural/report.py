@@ -174,6 +174,13 @@ class ValidationSummary:
 
     __hash__ = None  # type: ignore[assignment]  # holds a dict
 
+    @classmethod
+    def unmeasured(cls, outcome: str) -> ValidationSummary:
+        """No statistics (every correlation NaN, no buckets): the summary of
+        reports that measure no behaviour (geometry confirmers, epoch panels)."""
+        nan = math.nan
+        return cls(nan, nan, nan, nan, nan, {}, outcome)
+
 
 def _pair_key(p: CandidatePair) -> tuple[int, int]:
     return (p.i, p.j)

@@ -151,11 +151,6 @@ def _pearson_matrix(acts: np.ndarray) -> np.ndarray:
     return cov / np.outer(std, std)
 
 
-def _nan_summary(outcome: str) -> ValidationSummary:
-    nan = math.nan
-    return ValidationSummary(nan, nan, nan, nan, nan, {}, outcome)
-
-
 def validate_panel(
     panel: Panel,
     state: Mapping[str, np.ndarray],
@@ -237,7 +232,7 @@ def validate_panel(
         min_both_fire=min_both_fire,
         feature_ids=tuple(ids),
         pairs=tuple(pairs),
-        summary=_nan_summary("epoch_inline"),
+        summary=ValidationSummary.unmeasured("epoch_inline"),
         confirmed=tuple(sorted((c.i, c.j) for c in pairs if c.gate_pass)),
     )
 
@@ -290,7 +285,7 @@ def aggregate_panel_reports(reports: Sequence[ValidationReport], name: str) -> V
         min_both_fire=first.min_both_fire,
         feature_ids=tuple(sorted({f for r in reports for f in r.feature_ids})),
         pairs=tuple(pairs),
-        summary=_nan_summary("epoch_synthesized"),
+        summary=ValidationSummary.unmeasured("epoch_synthesized"),
         confirmed=tuple((p.i, p.j) for p in pairs if p.gate_pass),
     )
 
