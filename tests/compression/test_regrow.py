@@ -165,6 +165,7 @@ def test_guards(sae: Path, tmp_path: Path) -> None:
         ({"cached_residuals": np.ones((4, 8), np.int64)}, "dtype"),
         ({"cached_residuals": np.full((4, 8), np.nan)}, "non-finite"),
         ({"cached_residuals": None, "prompts": ["a"], "layer": -1}, "layer"),
+        ({"cached_residuals": None, "prompts": ["a"], "device": "tpu"}, "unsupported device"),
     ],
 )
 def test_constructor_errors(sae: Path, kwargs: dict, match: str) -> None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEVICES",
     "capture_block_inputs",
+    "check_device",
     "hooked_block",
     "kl_rows",
     "load_model",
@@ -141,20 +142,22 @@ def capture_block_inputs(
     return np.concatenate(rows, axis=0).astype(np.float32, copy=False)
 
 
+def check_device(requested: object) -> str:
+    """The lower-cased device name (``None`` or ``""`` → ``"auto"``), or
+    ValueError naming the allowed ones; torch-free, so constructors can call it."""
+    name = requested or "auto"
+    if not isinstance(name, str) or name.lower() not in DEVICES:
+        raise ValueError(
+            f"device: unsupported device {requested!r}; expected one of {', '.join(DEVICES)} "
+            "or None"
+        )
+    return name.lower()
+
+
 def resolve_device(torch: Any, requested: str | None) -> str:
     """``None``/``"auto"`` → cuda, else mps, else cpu (with a RuntimeWarning);
     an explicit ``"cuda"``/``"mps"`` must be available."""
-    if requested is not None and not isinstance(requested, str):
-        raise ValueError(
-            f"device: unsupported device {requested!r}; expected one of {', '.join(DEVICES)} "
-            "or None"
-        )
-    name = (requested or "auto").lower()
-    if name not in DEVICES:
-        raise ValueError(
-            f"device: unsupported device {requested!r}; expected one of {', '.join(DEVICES)} "
-            "or None"
-        )
+    name = check_device(requested)
     cuda_ok = bool(torch.cuda.is_available())
     mps = getattr(getattr(torch, "backends", None), "mps", None)
     mps_ok = bool(mps is not None and mps.is_available())

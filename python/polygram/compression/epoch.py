@@ -39,6 +39,7 @@ from polygram.behavioural.report import (
     ValidationReport,
     ValidationSummary,
 )
+from polygram.behavioural.runtime import check_device
 from polygram.compression.clusters import connected_components
 from polygram.compression.epoch_report import (
     EpochIteration,
@@ -73,7 +74,6 @@ _CHUNK = 1024
 _CHUNK_ELEMENTS = 1 << 24
 #: A std below this is replaced by 1 in the epoch Pearson (→ 0, not NaN).
 _STD_FLOOR = 1e-12
-_DEVICES = ("auto", "cuda", "mps", "cpu")
 
 LAYER_ZERO_MESSAGE = (
     "layer 0 hooks the embeddings entering block 0, a dead zone for redundancy "
@@ -426,13 +426,10 @@ class EpochCompressor:
                 raise _err(f"{name}: got {v!r}; must be in [0, 1]")
             setattr(self, name, v)
         self.min_both_fire = _int("min_both_fire", self.min_both_fire, 0)
-        if self.device is not None and (
-            not isinstance(self.device, str) or self.device.lower() not in _DEVICES
-        ):
-            raise _err(
-                f"device: unsupported device {self.device!r}; expected one of "
-                f"{', '.join(_DEVICES)} or None"
-            )
+        try:
+            check_device(self.device)
+        except ValueError as e:
+            raise _err(str(e)) from None
         if not isinstance(self.model_name, str) or not self.model_name:
             raise _err(f"model_name: got {self.model_name!r}; expected a non-empty string")
         if self.cached_residuals is not None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
+from polygram.behavioural.runtime import check_device
 from polygram.errors import CompressionError, missing
 from polygram.sae.checkpoint import (
     checkpoint_stem,
@@ -379,6 +380,10 @@ class Regrower:
             if not self.prompts:
                 raise CompressionError("Regrower.prompts: must be non-empty")
             self.layer = _check_int("layer", self.layer, 0)
+            try:
+                check_device(self.device)
+            except ValueError as e:
+                raise CompressionError(f"Regrower.{e}") from None
         else:
             x = np.asarray(self.cached_residuals)
             if x.ndim != 2:
