@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -63,15 +64,10 @@ from polygram.behavioural.runtime import capture_block_inputs
 from polygram.plotting import pyplot, save_figure
 from polygram.sae.checkpoint import write_sae_state
 
-D_MODEL = 32
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_gpt2 import CORPUS, D_MODEL, build_tiny_gpt2
+
 NOISE_LEVELS = (0.1, 0.5, 1.0, 2.0, 4.0)
-CORPUS = [
-    "The cat sat on the mat.",
-    "A dog barked at the mailman.",
-    "Quantum states interfere when their phases differ.",
-    "Sparse autoencoders find features that fire together.",
-    "the quick brown fox jumps over the lazy dog",
-]
 WORDS = sorted({w.strip(".").lower() for line in CORPUS for w in line.split()})
 COLUMNS = [
     "noise",
@@ -102,49 +98,6 @@ COLUMNS = [
     "ve_epoch",
     "ve_regrown",
 ]
-
-
-def build_tiny_gpt2(out: Path, seed: int = 0) -> Path:
-    """GPT-2 with n_embd=32, 4 layers, 4 heads and a ~300-token byte-level
-    BPE trained on ``CORPUS``, saved with its tokenizer so
-    ``from_pretrained(out)`` works offline: the tests' tiny model
-    (``tests/behavioural/beh_helpers.py``), copied because examples do not
-    import from ``tests/``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-    )
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        n_embd=D_MODEL,
-        n_layer=4,
-        n_head=4,
-        vocab_size=tok.get_vocab_size(),
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    GPT2LMHeadModel(cfg).save_pretrained(out)
-    fast.save_pretrained(out)
-    return out
 
 
 def make_prompts(n: int, seed: int) -> list[str]:

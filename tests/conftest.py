@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ REFERENCE = _load_reference()
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random GPT-2 with its own BPE tokenizer, saved once per session
-    (offline; needs torch + transformers: use it from ``torch``-marked tests)."""
-    from behavioural.beh_helpers import build_tiny_gpt2
+    """A tiny random GPT-2 with its own BPE tokenizer (``examples/tiny_gpt2.py``),
+    saved once per session (offline; needs torch + transformers: use it from
+    ``torch``-marked tests)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from tiny_gpt2 import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
 

@@ -1,6 +1,5 @@
-"""Helpers for the behavioural tests: a synthetic SAE checkpoint, a tiny
-offline GPT-2 (random weights + a byte-level BPE trained on a few lines),
-and the prompts used with it."""
+"""Helpers for the behavioural tests: a synthetic SAE checkpoint, the tiny
+offline GPT-2 of ``examples/tiny_gpt2.py``, and the prompts used with it."""
 
 from __future__ import annotations
 
@@ -23,14 +22,6 @@ PROMPTS = [
     "A dog barked at the mailman all night.",
     "Quantum states interfere",
     "sparse features fire together",
-]
-
-_CORPUS = [
-    "The cat sat on the mat.",
-    "A dog barked at the mailman.",
-    "Quantum states interfere when their phases differ.",
-    "Sparse autoencoders find features that fire together.",
-    "the quick brown fox jumps over the lazy dog",
 ]
 
 
@@ -98,42 +89,4 @@ def validate_args(inputs: dict[str, Path], **over: str) -> list[str]:
     out = ["validate"]
     for k, v in flags.items():
         out += [k, v]
-    return out
-
-
-def build_tiny_gpt2(out: Path) -> Path:
-    """GPT-2 with n_embd=32, 4 layers, 4 heads, a ~300-token BPE; saved with
-    its tokenizer so ``from_pretrained(out)`` works offline."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-    )
-    torch.manual_seed(0)
-    cfg = GPT2Config(
-        n_embd=D_MODEL,
-        n_layer=4,
-        n_head=4,
-        vocab_size=tok.get_vocab_size(),
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    GPT2LMHeadModel(cfg).save_pretrained(out)
-    fast.save_pretrained(out)
     return out
