@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from polygram._cli_io import CommandError, existing_file
+from polygram._cli_io import (
+    CommandError,
+    error_text,
+    existing_file,
+    report_errors,
+    source_checkpoint,
+)
 
 __all__ = ["add_parsers", "cmd_compress", "parse_representatives"]
-
-_EXIT_USAGE = 2
 
 
 class _CompressError(CommandError):
@@ -111,11 +114,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except CommandError as e:
-        print(f"polygram compress: {e}", file=sys.stderr)
-        return _EXIT_USAGE
+    return report_errors("compress", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -124,11 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     from polygram.errors import MissingDependencyError
 
     report_path = existing_file("--validation-report", args.validation_report)
-    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
-    if Path(args.output_checkpoint).resolve() == sae.resolve():
-        raise _CompressError(
-            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
-        )
+    sae = source_checkpoint(args)
     reps = None if args.representatives is None else parse_representatives(args.representatives)
     try:
         report = ValidationReport.from_json(report_path)
@@ -148,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:  # e.g. no safetensors: the message names the extra
         raise _CompressError(str(e)) from None
     except (ValueError, KeyError, IndexError, OSError) as e:
-        raise _CompressError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
+        raise _CompressError(error_text(e)) from None
     r = result.report
     print(
         f"polygram compress: {r.strategy}: {r.n_clusters} clusters, "

@@ -17,11 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from polygram._cli_io import CommandError, existing_file, prompts_file, residuals_npy
+from polygram._cli_io import (
+    CommandError,
+    error_text,
+    prompts_file,
+    report_errors,
+    residuals_npy,
+    source_checkpoint,
+)
 
 __all__ = ["add_parsers", "cmd_compress_epoch"]
 
-_EXIT_USAGE = 2
 _NAME = "compress-epoch"
 
 
@@ -90,22 +96,14 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_compress_epoch(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except CommandError as e:
-        print(f"polygram {_NAME}: {e}", file=sys.stderr)
-        return _EXIT_USAGE
+    return report_errors(_NAME, _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from polygram.compression.epoch import EpochCompressor
     from polygram.errors import MissingDependencyError
 
-    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
-    if Path(args.output_checkpoint).resolve() == sae.resolve():
-        raise _EpochCliError(
-            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
-        )
+    sae = source_checkpoint(args)
     for flag, value in (("--output-checkpoint", args.output_checkpoint), ("--output", args.output)):
         if Path(value).is_dir():
             raise _EpochCliError(f"{flag} {value!r} is a directory; expected a file path")
@@ -150,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:
         raise _EpochCliError(str(e)) from None
     except (ValueError, KeyError, IndexError, RuntimeError, OSError) as e:
-        raise _EpochCliError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
+        raise _EpochCliError(error_text(e)) from None
     r = result.report
     guard = "off" if math.isinf(args.quality_delta_multiplier) else "on"
     print(

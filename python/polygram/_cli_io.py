@@ -4,14 +4,45 @@ which the subcommand prints as one ``polygram <cmd>: …`` line (exit 2)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CommandError", "existing_file", "prompts_file", "residuals_npy"]
+__all__ = [
+    "CommandError",
+    "error_text",
+    "existing_file",
+    "prompts_file",
+    "report_errors",
+    "residuals_npy",
+    "source_checkpoint",
+]
+
+_EXIT_USAGE = 2
 
 
 class CommandError(Exception):
     """A usage failure a subcommand reports in one line and exit status 2."""
+
+
+def report_errors(
+    name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """``run(args)``, or — on a :class:`CommandError` — one
+    ``polygram <name>: …`` line on stderr and exit status 2."""
+    try:
+        return run(args)
+    except CommandError as e:
+        print(f"polygram {name}: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+
+
+def error_text(e: BaseException) -> str:
+    """The one-line message of an error a subcommand reports (a ``KeyError``'s
+    argument unquoted, not its ``repr``)."""
+    return str(e.args[0]) if isinstance(e, KeyError) else str(e)
 
 
 def existing_file(flag: str, value: str) -> Path:
@@ -19,6 +50,17 @@ def existing_file(flag: str, value: str) -> Path:
     if not p.is_file():
         raise CommandError(f"{flag}: file not found: {p}")
     return p
+
+
+def source_checkpoint(args: argparse.Namespace) -> Path:
+    """``--sae-checkpoint``, an existing file that ``--output-checkpoint`` does
+    not resolve to (a source checkpoint is never rewritten in place)."""
+    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
+    if Path(args.output_checkpoint).resolve() == sae.resolve():
+        raise CommandError(
+            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
+        )
+    return sae
 
 
 def prompts_file(flag: str, value: str) -> list[str]:

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from polygram._cli_io import CommandError, existing_file, prompts_file, residuals_npy
+from polygram._cli_io import (
+    CommandError,
+    error_text,
+    existing_file,
+    prompts_file,
+    report_errors,
+    residuals_npy,
+    source_checkpoint,
+)
 
 __all__ = ["add_parsers", "cmd_regrow"]
-
-_EXIT_USAGE = 2
 
 
 class _RegrowError(CommandError):
@@ -76,11 +81,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_regrow(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except CommandError as e:
-        print(f"polygram regrow: {e}", file=sys.stderr)
-        return _EXIT_USAGE
+    return report_errors("regrow", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -88,11 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from polygram.compression.regrow import Regrower
     from polygram.errors import MissingDependencyError
 
-    sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
-    if Path(args.output_checkpoint).resolve() == sae.resolve():
-        raise _RegrowError(
-            f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
-        )
+    sae = source_checkpoint(args)
     acts: dict[str, Any] = {}
     if args.cached_residuals is not None:
         acts["cached_residuals"] = residuals_npy("--cached-residuals", args.cached_residuals)
@@ -127,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:  # 0.0.1: a traceback
         raise _RegrowError(str(e)) from None
     except (ValueError, KeyError, IndexError, RuntimeError, NotImplementedError, OSError) as e:
-        raise _RegrowError(str(e) if not isinstance(e, KeyError) else str(e.args[0])) from None
+        raise _RegrowError(error_text(e)) from None
     r = result.report
     print(
         f"polygram regrow: {r.strategy}: {r.n_slots_repopulated} slots repopulated, "
