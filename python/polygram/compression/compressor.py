@@ -19,7 +19,7 @@ import math
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
@@ -56,11 +56,21 @@ from polygram.sae.checkpoint import (
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
 
-__all__ = ["REP_SELECTIONS", "Compressor", "fire_totals"]
+__all__ = ["REP_SELECTIONS", "Compressor", "decoder_dictionary", "fire_totals"]
 
 REP_SELECTIONS: tuple[str, ...] = ("n_fires", "scale_aware")
 _DEBUG_FEATURES = 8  # the debugging Dictionary covers the first ≤ 8 report ids
 _EPS = 1e-8
+
+
+def decoder_dictionary(ids: Sequence[int], rows: np.ndarray, name: str) -> Dictionary:
+    """A Dictionary (γ assigned) over features ``ids``, ``rows[k]`` being
+    feature ``ids[k]``'s decoder row (the loop's debugging / panel dictionaries)."""
+    from polygram.sae import from_sae_lens
+    from polygram.sae.records import SAEFeatureRecord
+
+    records = {f: SAEFeatureRecord(f, f"feat_{f}", rows[k]) for k, f in enumerate(ids)}
+    return from_sae_lens(records, list(ids), assign_gamma=True, name=name)[0]
 
 
 def fire_totals(
@@ -334,20 +344,13 @@ class Compressor:
     def _debug_dictionary(self, plan: CompressionPlan, w_dec: np.ndarray) -> Dictionary | None:
         """A Dictionary over the first ≤ 8 report ids, from the rows being
         written (zeroed features included, as all-zero projections)."""
-        from polygram.sae import from_sae_lens
-        from polygram.sae.records import SAEFeatureRecord
-
         ids = list(plan.feature_ids[:_DEBUG_FEATURES])
         if not ids:
             return None
         check_feature_ids(
             "validation_report.feature_ids", ids, w_dec.shape[0], repr(str(self._src))
         )
-        records = {f: SAEFeatureRecord(f, f"feat_{f}", w_dec[f]) for f in ids}
-        dictionary, _ = from_sae_lens(
-            records, ids, assign_gamma=True, name=self.validation_report.dictionary_name
-        )
-        return dictionary
+        return decoder_dictionary(ids, w_dec[ids], self.validation_report.dictionary_name)
 
 
 def _scale_ratio(

@@ -41,6 +41,7 @@ from polygram.behavioural.report import (
 )
 from polygram.behavioural.runtime import check_device
 from polygram.compression.clusters import connected_components
+from polygram.compression.compressor import Compressor, decoder_dictionary
 from polygram.compression.epoch_report import (
     EpochIteration,
     EpochReport,
@@ -50,6 +51,7 @@ from polygram.compression.epoch_report import (
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
 from polygram.errors import CompressionError
 from polygram.sae.checkpoint import (
+    CANONICAL_KEYS,
     checkpoint_stem,
     distinct_output,
     load_sae_state,
@@ -109,8 +111,7 @@ def quality_delta(
     if t == 0:
         return 0.0
     chunk = _token_chunk(chunk, before["W_dec"].shape[0])
-    keys = ("W_enc", "b_enc", "W_dec", "b_dec")
-    a, b = [before[k] for k in keys], [after[k] for k in keys]
+    a, b = [before[k] for k in CANONICAL_KEYS], [after[k] for k in CANONICAL_KEYS]
     total = 0.0
     for s in range(0, t, chunk):
         xs = x[s : s + chunk]
@@ -169,17 +170,12 @@ def validate_panel(
     ``decoder_overlap = cos²``, fire counts, Jaccard and Pearson of the
     activations; KL fields are NaN.  A pair passes when polygram ≥ τ_p,
     Jaccard ≥ τ_J and both-fire ≥ m."""
-    from polygram.sae import from_sae_lens
-    from polygram.sae.records import SAEFeatureRecord
-
     ids = list(panel.feature_ids)
     name = f"Panel{panel.panel_id}"
     rows = np.asarray(state["W_dec"][ids])
     pairs: list[CandidatePair] = []
     if len(ids) >= 2:
-        records = {f: SAEFeatureRecord(f, f"feat_{f}", rows[k]) for k, f in enumerate(ids)}
-        dictionary, _ = from_sae_lens(records, ids, assign_gamma=True, name=name)
-        poly = np.abs(dictionary.gram()) ** 2
+        poly = np.abs(decoder_dictionary(ids, rows, name).gram()) ** 2
         u = _unit64(rows)
         cos2 = (u @ u.T) ** 2
         acts = sae_activations(
@@ -686,8 +682,6 @@ class EpochCompressor:
         files in the output directory; returns the new state and the clusters."""
         from safetensors.numpy import load_file
 
-        from polygram.compression.compressor import Compressor
-
         tmp_in = tmp_out = None
         try:
             fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_in.", suffix=".tmp", dir=out_dir)
@@ -708,11 +702,6 @@ class EpochCompressor:
     def _final_dictionary(self, state: Mapping[str, np.ndarray], src: Path) -> Dictionary:
         """Up to 8 zeroed features (all-zero rows, as in 0.0.1), or features
         0..7 when nothing was zeroed."""
-        from polygram.sae import from_sae_lens
-        from polygram.sae.records import SAEFeatureRecord
-
-        w_dec = state["W_dec"]
+        w_dec = np.asarray(state["W_dec"])
         ids = sorted(self._zeroed)[:PANEL_SIZE] or list(range(min(PANEL_SIZE, w_dec.shape[0])))
-        records = {f: SAEFeatureRecord(f, f"feat_{f}", np.asarray(w_dec[f])) for f in ids}
-        name = f"Epoch_{checkpoint_stem(src)}"
-        return from_sae_lens(records, ids, assign_gamma=True, name=name)[0]
+        return decoder_dictionary(ids, w_dec[ids], f"Epoch_{checkpoint_stem(src)}")

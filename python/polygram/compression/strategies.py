@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from polygram.compression.report import CompressionPlan
+from polygram.sae.checkpoint import CANONICAL_KEYS
 
 __all__ = [
     "MERGE_MODES",
@@ -37,7 +38,6 @@ STRATEGIES: tuple[str, ...] = ("zero", "merge")
 MERGE_MODES: tuple[str, ...] = ("freq_weighted", "simple_mean")
 MergeMode = Literal["freq_weighted", "simple_mean"]
 
-_KEYS = ("W_enc", "b_enc", "W_dec", "b_dec")
 _TINY = 1e-8
 
 
@@ -56,14 +56,16 @@ def check_feature_ids(
 def _copy_checked(
     arrays: Mapping[str, np.ndarray], plan: CompressionPlan, copy: bool
 ) -> dict[str, np.ndarray]:
-    lacking = [k for k in _KEYS if k not in arrays]
+    lacking = [k for k in CANONICAL_KEYS if k not in arrays]
     if lacking:
-        raise KeyError(f"SAE tensors {lacking} are missing; a strategy needs {list(_KEYS)}")
+        raise KeyError(
+            f"SAE tensors {lacking} are missing; a strategy needs {list(CANONICAL_KEYS)}"
+        )
     for c in plan.clusters:
         check_feature_ids(f"cluster {c.cluster_id}", c.members, arrays["W_dec"].shape[0])
-    if not copy and not all(arrays[k].flags.writeable for k in _KEYS):
+    if not copy and not all(arrays[k].flags.writeable for k in CANONICAL_KEYS):
         raise ValueError("copy=False needs writeable arrays")
-    return {k: np.array(arrays[k], copy=True) if copy else arrays[k] for k in _KEYS}
+    return {k: np.array(arrays[k], copy=True) if copy else arrays[k] for k in CANONICAL_KEYS}
 
 
 def _silence(out: dict[str, np.ndarray], fids: Iterable[int]) -> None:
