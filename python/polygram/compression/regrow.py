@@ -485,7 +485,8 @@ class Regrower:
                 "these activations exactly, so there is nothing to regrow from"
             )
         centroids, sizes = _kmeans(r, k, self.n_init, self.seed)
-        state = {name: arr.copy() for name, arr in state.items()}
+        # freshly loaded and ours: rewrite in place (no copy of the whole SAE)
+        state = {name: np.require(arr, requirements="W") for name, arr in state.items()}
         fids = np.asarray(zeroed, dtype=np.int64)
         c_norms = np.linalg.norm(centroids.astype(np.float64), axis=1)
         # an empty cluster or a (numerically) zero centroid leaves its slot as it was
