@@ -15,8 +15,14 @@ import numpy as np
 
 from polygram.behavioural.report import CandidatePair
 from polygram.behavioural.stats import pearson
+from polygram.sae.records import SAEFeatureRecord
 
-__all__ = ["aggregate_pair", "aggregate_pairs", "check_candidates", "decoder_cos2"]
+__all__ = ["aggregate_pair", "aggregate_pairs", "check_candidates", "decoder_cos2", "decoder_rows"]
+
+
+def decoder_rows(records: Mapping[int, SAEFeatureRecord], ids: Sequence[int]) -> np.ndarray:
+    """The decoder rows (``projection``) of ``ids``, stacked as float64."""
+    return np.stack([np.asarray(records[f].projection, dtype=np.float64) for f in ids])
 
 
 def decoder_cos2(rows: np.ndarray) -> np.ndarray:

@@ -10,13 +10,9 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
-from numbers import Real
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
-from polygram.behavioural.aggregate import decoder_cos2
+from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
 from polygram.behavioural.report import (
     SCHEMA_VERSION,
     CandidatePair,
@@ -25,6 +21,7 @@ from polygram.behavioural.report import (
     confirmed_pairs,
     unmeasured_pair,
 )
+from polygram.behavioural.validator import existing_checkpoint, unit_interval
 from polygram.sae.importer import SelectionReport
 from polygram.sae.records import SAEFeatureRecord, selected_ids
 
@@ -40,17 +37,6 @@ class Confirmer(Protocol):
     and the geometry confirmers)."""
 
     def run(self) -> ValidationReport: ...
-
-
-def _geometry_summary() -> ValidationSummary:
-    return ValidationSummary.unmeasured("geometry_only")
-
-
-def _checkpoint(owner: str, path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{owner}.sae_checkpoint: {str(p)!r} not found on disk (or not a file)")
-    return p
 
 
 def _records(owner: str, records: object) -> Mapping[int, SAEFeatureRecord]:
@@ -81,7 +67,7 @@ def _report(
         min_both_fire=0,
         feature_ids=tuple(feature_ids),
         pairs=tuple(pairs),
-        summary=_geometry_summary(),
+        summary=ValidationSummary.unmeasured("geometry_only"),
         confirmed=confirmed_pairs(pairs),
     )
 
@@ -107,11 +93,8 @@ class DecoderGeometryConfirmer:
         missing = [f for f in self.feature_ids if f not in self.records]
         if missing:
             raise ValueError(f"{owner}.feature_ids: {missing} have no record in records")
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, Real) or not 0.0 <= float(t) <= 1.0:
-            raise ValueError(f"{owner}.threshold: got {t!r}; must be a number in [0, 1]")
-        self.threshold = float(t)
-        self.sae_checkpoint = _checkpoint(owner, self.sae_checkpoint)
+        self.threshold = unit_interval(f"{owner}.threshold", self.threshold)
+        self.sae_checkpoint = existing_checkpoint(f"{owner}.sae_checkpoint", self.sae_checkpoint)
 
     def run(self) -> ValidationReport:
         ids = list(self.feature_ids)
@@ -121,8 +104,7 @@ class DecoderGeometryConfirmer:
                 f"DecoderGeometryConfirmer.records: decoder rows of different lengths "
                 f"{sorted(dims)}; they must come from one SAE"
             )
-        rows = np.stack([np.asarray(self.records[f].projection, dtype=np.float64) for f in ids])
-        cos2 = decoder_cos2(rows)
+        cos2 = decoder_cos2(decoder_rows(self.records, ids))
         pairs = [
             unmeasured_pair(ids[a], ids[b], _NAN, cos2[a, b], cos2[a, b] >= self.threshold)
             for a in range(len(ids))
@@ -154,7 +136,7 @@ class ClusterConfirmer:
                 "expected a SelectionReport (from from_sae_lens)"
             )
         self.records = _records(owner, self.records)
-        self.sae_checkpoint = _checkpoint(owner, self.sae_checkpoint)
+        self.sae_checkpoint = existing_checkpoint(f"{owner}.sae_checkpoint", self.sae_checkpoint)
 
     def _ids_by_name(self) -> dict[str, int]:
         out: dict[str, int] = {}

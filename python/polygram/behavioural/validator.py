@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from polygram.behavioural.aggregate import decoder_cos2
+from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
 from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
 from polygram.dictionary import Dictionary
 from polygram.sae.records import selected_ids
@@ -42,10 +42,19 @@ LAYER_ZERO_NOTE = (
 )
 
 
-def _unit_interval(name: str, value: Any) -> float:
+def unit_interval(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1], or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name}: got {value!r}; must be a number in [0, 1]")
     return float(value)
+
+
+def existing_checkpoint(name: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path to an existing file, or ValueError naming ``name``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{name}: {str(p)!r} not found on disk (or not a file)")
+    return p
 
 
 @dataclass
@@ -98,7 +107,7 @@ class BehaviouralValidator:
                 f"feature_ids: {len(ids)} features exceed the per-dictionary cap of {cap}"
             )
         for name in ("polygram_overlap_threshold", "jaccard_threshold", "min_firing_rate"):
-            setattr(self, name, _unit_interval(name, getattr(self, name)))
+            setattr(self, name, unit_interval(name, getattr(self, name)))
         mbf = self.min_both_fire
         if isinstance(mbf, bool) or not isinstance(mbf, Integral) or mbf < 1:
             raise ValueError(f"min_both_fire: got {mbf!r}; must be an integer >= 1")
@@ -116,10 +125,7 @@ class BehaviouralValidator:
         prompts = list(self.prompts)
         if not prompts:
             raise ValueError("prompts: empty; give at least one prompt")
-        ckpt = Path(self.sae_checkpoint)
-        if not ckpt.is_file():
-            raise ValueError(f"sae_checkpoint: {str(ckpt)!r} not found on disk (or not a file)")
-        self.sae_checkpoint = ckpt
+        self.sae_checkpoint = existing_checkpoint("sae_checkpoint", self.sae_checkpoint)
         # beyond 0.0.1's checks (which come first, in its order)
         self.feature_ids = selected_ids(ids)
         bad = [k for k, p in enumerate(prompts) if not isinstance(p, str) or not p]
@@ -141,7 +147,7 @@ class BehaviouralValidator:
         poly = np.abs(self.dictionary.gram()) ** 2
         ids = list(self.feature_ids)
         records = load_sae_safetensors(self.sae_checkpoint, feature_ids=ids)
-        rows = np.stack([np.asarray(records[f].projection, dtype=np.float64) for f in ids])
+        rows = decoder_rows(records, ids)
         self._decoder_rows_cache = rows
         cos2 = decoder_cos2(rows)
         n = len(ids)
