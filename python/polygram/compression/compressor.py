@@ -19,7 +19,7 @@ import math
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
@@ -73,6 +73,16 @@ def decoder_dictionary(ids: Sequence[int], rows: np.ndarray, name: str) -> Dicti
     return from_sae_lens(records, list(ids), assign_gamma=True, name=name)[0]
 
 
+def _within_clusters(
+    pairs: Iterable[CandidatePair], cluster_of: Mapping[int, int]
+) -> Iterator[CandidatePair]:
+    """The pairs whose two ends lie in the same cluster."""
+    for p in pairs:
+        ci = cluster_of.get(p.i)
+        if ci is not None and cluster_of.get(p.j) == ci:
+            yield p
+
+
 def fire_totals(
     pairs: Iterable[CandidatePair], cluster_of: Mapping[int, int] | None = None
 ) -> dict[int, int]:
@@ -80,12 +90,10 @@ def fire_totals(
 
     With ``cluster_of`` only pairs whose two ends lie in the same cluster count.
     """
+    if cluster_of is not None:
+        pairs = _within_clusters(pairs, cluster_of)
     tot: dict[int, int] = defaultdict(int)
     for p in pairs:
-        if cluster_of is not None:
-            ci = cluster_of.get(p.i)
-            if ci is None or cluster_of.get(p.j) != ci:
-                continue
         tot[p.i] += int(p.n_fires_i)
         tot[p.j] += int(p.n_fires_j)
     return dict(tot)
@@ -96,10 +104,7 @@ def _ablation_values(
 ) -> dict[int, list[float]]:
     """Finite ``kl_ablate_*`` values per feature over within-cluster pairs."""
     vals: dict[int, list[float]] = defaultdict(list)
-    for p in pairs:
-        ci = cluster_of.get(p.i)
-        if ci is None or cluster_of.get(p.j) != ci:
-            continue
+    for p in _within_clusters(pairs, cluster_of):
         for fid, v in ((p.i, p.kl_ablate_i), (p.j, p.kl_ablate_j)):
             if math.isfinite(float(v)):
                 vals[fid].append(float(v))
@@ -142,6 +147,9 @@ class Compressor:
     merge_mode: Literal["freq_weighted", "simple_mean"] = "freq_weighted"
     representatives: dict[int, int] | None = None
     _plan: CompressionPlan | None = field(default=None, init=False, repr=False, compare=False)
+    _defaults: tuple[ClusterPlan, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _w_dec: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _src: Path = field(default=Path(), init=False, repr=False, compare=False)
 
@@ -196,8 +204,11 @@ class Compressor:
             checked[int(k)] = int(v)
         self.representatives = checked
 
-    def _default_clusters(self) -> list[ClusterPlan]:
-        """Clusters with the rule-chosen representative (no overrides)."""
+    def _default_clusters(self) -> tuple[ClusterPlan, ...]:
+        """Clusters with the rule-chosen representative (no overrides; memoised,
+        so checking ``representatives`` and ``plan()`` share one computation)."""
+        if self._defaults is not None:
+            return self._defaults
         report = self.validation_report
         selfs = [k for k, (i, j) in enumerate(report.confirmed) if i == j]
         if selfs:
@@ -221,7 +232,8 @@ class Compressor:
             else:
                 rep = _argmax_lowest(members, [fires.get(m, 0) for m in members])
             out.append(ClusterPlan(cid, members, rep, tuple(m for m in members if m != rep)))
-        return out
+        self._defaults = tuple(out)
+        return self._defaults
 
     def _decoder(self) -> np.ndarray:
         if self._w_dec is None:
@@ -259,7 +271,6 @@ class Compressor:
     def plan(self) -> CompressionPlan:
         """The clusters of the confirmed pairs and who represents each (memoised)."""
         if self._plan is None:
-            clusters = self._default_clusters()
             reps = self.representatives or {}
             clusters = [
                 replace(
@@ -269,7 +280,7 @@ class Compressor:
                 )
                 if c.cluster_id in reps
                 else c
-                for c in clusters
+                for c in self._default_clusters()
             ]
             self._plan = CompressionPlan(tuple(clusters), tuple(self.validation_report.feature_ids))
         return self._plan
