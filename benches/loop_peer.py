@@ -30,8 +30,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,7 @@ from polygram.compression.panels import cosine_pair_graph
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compression import report, synth  # the same synthetic inputs as compression.py
+from epoch import best_of
 
 DEFAULT_PEER_VENV = "/opt/polygram-peer"
 
@@ -80,15 +79,6 @@ if "regrow" in spec:
     res["regrow"] = {"s": t, "slots": len(p.slots)}
 print(json.dumps(res))
 """
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    out, times = None, []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def fmt(t: float) -> str:
