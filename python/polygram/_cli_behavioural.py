@@ -35,6 +35,8 @@ def _say(text: str) -> None:
 
 
 def add_parsers(sub: Any) -> None:
+    from polygram.behavioural.runtime import DEVICES
+
     p = sub.add_parser(
         "validate",
         help="check Polygram's pair overlaps against SAE co-firing and ablation in a real model",
@@ -83,7 +85,7 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="run at layer 0 anyway (ablation-KL is uninformative there)",
     )
-    p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--output", required=True, metavar="PATH", help="ValidationReport JSON")
     p.add_argument("--csv", metavar="PATH", help="also write the pairs as CSV")
     p.set_defaults(handler=cmd_validate, func=cmd_validate)

@@ -251,24 +251,24 @@ class ValidationReport:
             "layer": int(self.layer),
             "n_prompts": int(self.n_prompts),
             "n_tokens": int(self.n_tokens),
-            "polygram_overlap_threshold": _round(self.polygram_overlap_threshold),
-            "jaccard_threshold": _round(self.jaccard_threshold),
-            "min_firing_rate": _round(self.min_firing_rate),
+            "polygram_overlap_threshold": round6(self.polygram_overlap_threshold),
+            "jaccard_threshold": round6(self.jaccard_threshold),
+            "min_firing_rate": round6(self.min_firing_rate),
             "min_both_fire": int(self.min_both_fire),
             "feature_ids": list(self.feature_ids),
             "pairs": [_pair_dict(p) for p in sorted(self.pairs, key=_pair_key)],
             "summary": {
-                "spearman_polygram_jaccard": _round(s.spearman_polygram_jaccard),
-                "spearman_decoder_jaccard": _round(s.spearman_decoder_jaccard),
-                "spearman_polygram_log_kl_abs": _round(s.spearman_polygram_log_kl_abs),
-                "pearson_polygram_jaccard": _round(s.pearson_polygram_jaccard),
-                "pearson_decoder_jaccard": _round(s.pearson_decoder_jaccard),
+                "spearman_polygram_jaccard": round6(s.spearman_polygram_jaccard),
+                "spearman_decoder_jaccard": round6(s.spearman_decoder_jaccard),
+                "spearman_polygram_log_kl_abs": round6(s.spearman_polygram_log_kl_abs),
+                "pearson_polygram_jaccard": round6(s.pearson_polygram_jaccard),
+                "pearson_decoder_jaccard": round6(s.pearson_decoder_jaccard),
                 "buckets": {
                     name: {
                         "polygram_range": b.polygram_range,
                         "n_pairs": int(b.n_pairs),
-                        "jaccard_mean": _round(b.jaccard_mean),
-                        "jaccard_ci_95": [_round(b.jaccard_ci_95[0]), _round(b.jaccard_ci_95[1])],
+                        "jaccard_mean": round6(b.jaccard_mean),
+                        "jaccard_ci_95": [round6(b.jaccard_ci_95[0]), round6(b.jaccard_ci_95[1])],
                     }
                     for name, b in s.buckets.items()
                 },
@@ -366,9 +366,6 @@ class ValidationReport:
 # --- helpers --------------------------------------------------------------------
 
 
-_round = round6
-
-
 def _cell(v: float) -> str:
     x = float(v)
     return format(x, ".6g") if math.isfinite(x) else ""
@@ -393,7 +390,7 @@ _PAIR_INTS: tuple[str, ...] = ("n_fires_i", "n_fires_j", "n_both_fire", "n_eithe
 
 def _pair_dict(p: CandidatePair) -> dict[str, Any]:
     out: dict[str, Any] = {"i": int(p.i), "j": int(p.j)}
-    out.update({k: _round(getattr(p, k)) for k in _PAIR_FLOATS})
+    out.update({k: round6(getattr(p, k)) for k in _PAIR_FLOATS})
     out.update({k: int(getattr(p, k)) for k in _PAIR_INTS})
     out["gate_pass"] = bool(p.gate_pass)
     return out

@@ -280,8 +280,9 @@ def run_validation(
         prompts = _baseline(v, torch, tokenizer, model, block, device, d_model, w_enc, b_enc, b_dec)
         n_tokens = sum(p.length for p in prompts)
         acts = np.concatenate([p.acts.cpu().numpy() for p in prompts], axis=0)
+        n_fires = (acts > 0).sum(axis=0)  # firing tokens per feature
         for k, fid in enumerate(ids):
-            rate = float((acts[:, k] > 0).mean())
+            rate = float(n_fires[k] / n_tokens)
             if rate < v.min_firing_rate:
                 warnings.warn(
                     f"feature {fid} fires on {rate:.4g} of the {n_tokens} tokens, below "
@@ -295,7 +296,7 @@ def run_validation(
             _say(
                 v,
                 f"sweep {k + 1}/{len(ids)}: feature {fid} ablated in {n_fwd} of "
-                f"{len(prompts)} prompts ({int((acts[:, k] > 0).sum())} firing tokens)",
+                f"{len(prompts)} prompts ({int(n_fires[k])} firing tokens)",
             )
 
     pairs = aggregate_pairs(
