@@ -88,7 +88,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--output", required=True, metavar="PATH", help="ValidationReport JSON")
     p.add_argument("--csv", metavar="PATH", help="also write the pairs as CSV")
-    p.set_defaults(handler=cmd_validate, func=cmd_validate)
+    p.set_defaults(handler=cmd_validate)
 
 
 def _build(args: argparse.Namespace) -> Any:
