@@ -465,6 +465,7 @@ class Regrower:
             )
         zeroed = sorted(self.zeroed)
         if not zeroed:
+            self._state = state  # written unchanged by apply()
             self._plan = RegrowPlan(str(self.strategy), x.shape[0], (), ids, ())
             return self._plan
         if self.strategy != RegrowStrategy.RESIDUAL_KMEANS.value:
@@ -525,8 +526,8 @@ class Regrower:
                 "Regrower.apply: the plan was not produced by this Regrower's plan(); the "
                 "tensors written always come from this instance's plan"
             )
-        state = self._state if self._state is not None else load_sae_state(src)
-        write_sae_state(out, state)
+        assert self._state is not None  # staged by plan()
+        write_sae_state(out, self._state)
         report = RegrowReport(
             source_checkpoint=str(self.sae_checkpoint),
             source_checkpoint_sha256=sha256_file(src),
@@ -539,19 +540,18 @@ class Regrower:
             strategy_params={"seed": self.seed, "n_init": self.n_init},
             provenance=dict(self._provenance),
         )
-        return RegrowResult(own, report, out, self._debug_dictionary(out))
+        return RegrowResult(own, report, out, self._debug_dictionary(out, len(own.feature_ids)))
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> RegrowResult:
         """``apply(plan(), output_checkpoint)``."""
         return self.apply(self.plan(), output_checkpoint)
 
-    def _debug_dictionary(self, out: Path) -> Dictionary:
-        """The first (≤ 8) regrown slots as a Dictionary, for a quick look."""
+    def _debug_dictionary(self, out: Path, n: int) -> Dictionary:
+        """The first (≤ 8) regrown slots of the ``n``-feature ``out`` as a
+        Dictionary, for a quick look."""
         from polygram.sae import from_sae_lens, load_sae_safetensors
 
-        ids = sorted(self.zeroed)[:8] or list(range(8))
-        n = _n_features(out)
-        ids = [i for i in ids if i < n]
+        ids = [i for i in sorted(self.zeroed)[:8] or range(8) if i < n]
         name = self._provenance.get(
             "compression_report_dictionary_name", f"Regrown_{checkpoint_stem(self.sae_checkpoint)}"
         )
