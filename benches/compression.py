@@ -122,7 +122,7 @@ def report(n: int, n_pairs: int) -> ValidationReport:
         CandidatePair(i, j, 0.8, 0.9, 0.5, nan, nan, nan, nan, nan, 10, 12, 8, 15, True)
         for i, j in conf
     ]
-    summary = ValidationSummary(nan, nan, nan, nan, nan, {}, "synthetic")
+    summary = ValidationSummary.unmeasured("synthetic")
     return ValidationReport(
         1, "Bench", "gpt2", 10, 1, 1, 0.5, 0.3, 0.0, 1,
         tuple(sorted({f for p in conf for f in p})), tuple(pairs), summary, tuple(conf),
