@@ -682,21 +682,21 @@ class EpochCompressor:
         files in the output directory; returns the new state and the clusters."""
         from safetensors.numpy import load_file
 
-        tmp_in = tmp_out = None
+        tmp: list[Path] = []
         try:
-            fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_in.", suffix=".tmp", dir=out_dir)
-            os.close(fd)
-            tmp_in = Path(name)
-            fd, name = tempfile.mkstemp(prefix=f".epoch_iter{k}_out.", suffix=".tmp", dir=out_dir)
-            os.close(fd)
-            tmp_out = Path(name)
+            for role in ("in", "out"):
+                fd, name = tempfile.mkstemp(
+                    prefix=f".epoch_iter{k}_{role}.", suffix=".tmp", dir=out_dir
+                )
+                os.close(fd)
+                tmp.append(Path(name))
+            tmp_in, tmp_out = tmp
             write_sae_state(tmp_in, state)
             result = Compressor(synth, tmp_in, strategy="zero", representatives=reps).run(tmp_out)
             new_state = dict(load_file(str(tmp_out)))
         finally:
-            for p in (tmp_in, tmp_out):
-                if p is not None:
-                    p.unlink(missing_ok=True)
+            for p in tmp:
+                p.unlink(missing_ok=True)
         return new_state, result.plan.clusters
 
     def _final_dictionary(self, state: Mapping[str, np.ndarray], src: Path) -> Dictionary:
