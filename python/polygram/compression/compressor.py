@@ -151,7 +151,6 @@ class Compressor:
         default=None, init=False, repr=False, compare=False
     )
     _w_dec: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
-    _src: Path = field(default=Path(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.validation_report, ValidationReport):
@@ -167,7 +166,6 @@ class Compressor:
         self.sae_checkpoint = Path(self.sae_checkpoint)
         if not self.sae_checkpoint.is_file():
             raise CompressionError(f"SAE checkpoint not found: {self.sae_checkpoint}")
-        self._src = self.sae_checkpoint
         for name, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("rep_selection", self.rep_selection, REP_SELECTIONS),
@@ -237,7 +235,7 @@ class Compressor:
 
     def _decoder(self) -> np.ndarray:
         if self._w_dec is None:
-            self._w_dec = load_sae_checkpoint(self._src, keys=("W_dec",))["W_dec"]
+            self._w_dec = load_sae_checkpoint(self.sae_checkpoint, keys=("W_dec",))["W_dec"]
         return self._w_dec
 
     def _scale_aware_rep(
@@ -250,7 +248,7 @@ class Compressor:
         """0.4·norm proximity to the cluster median + 0.4·min-max ablation KL
         + 0.2·min-max log fires; argmax, ties → lowest fid."""
         w_dec = self._decoder()
-        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(str(self._src)))
+        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(str(self.sae_checkpoint)))
         norms = row_norms(w_dec, members)
         med = float(np.median(norms))
         prox = np.clip(1.0 - np.abs(norms - med) / (med + _EPS), 0.0, 1.0)
@@ -293,7 +291,7 @@ class Compressor:
     ) -> CompressionResult:
         """Write the compressed checkpoint (only the four canonical tensors,
         float32) atomically to ``output_checkpoint`` and report on it."""
-        src = self._src
+        src = Path(self.sae_checkpoint)
         out = distinct_output(src, output_checkpoint, "Compressor.apply")
         plan = self.plan() if plan is None else plan
         if not isinstance(plan, CompressionPlan):
@@ -359,7 +357,7 @@ class Compressor:
         if not ids:
             return None
         check_feature_ids(
-            "validation_report.feature_ids", ids, w_dec.shape[0], repr(str(self._src))
+            "validation_report.feature_ids", ids, w_dec.shape[0], repr(str(self.sae_checkpoint))
         )
         return decoder_dictionary(ids, w_dec[ids], self.validation_report.dictionary_name)
 
