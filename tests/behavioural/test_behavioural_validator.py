@@ -244,3 +244,10 @@ def test_validate_without_torch(monkeypatch: pytest.MonkeyPatch, sae_ckpt: Path)
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"\[behavioural\]"):
         v.validate()
+
+
+def test_unknown_device_name_is_refused_at_construction(sae_ckpt: Path) -> None:
+    """Only the name is checked here (torch-free); availability waits for validate()."""
+    with pytest.raises(ValueError, match="unsupported device 'tpu'"):
+        make_validator(sae_ckpt, device="tpu")
+    assert make_validator(sae_ckpt, device="CPU").device == "CPU"  # normalised only when resolved

@@ -23,6 +23,7 @@ import numpy as np
 
 from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
 from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
+from polygram.behavioural.runtime import check_device
 from polygram.dictionary import Dictionary
 from polygram.sae.records import selected_ids
 
@@ -136,6 +137,7 @@ class BehaviouralValidator:
         self.prompts = prompts
         if not isinstance(self.model_name, str) or not self.model_name:
             raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
+        check_device(self.device)  # the name only; availability is checked by validate()
 
     # ------------------------------------------------------------------ predict
     def predict(self) -> list[CandidatePair]:
