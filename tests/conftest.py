@@ -6,10 +6,12 @@ Hypothesis profile: ``fast`` by default, ``thorough`` with
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -36,6 +38,17 @@ def _load_reference() -> dict[str, Any]:
 
 
 REFERENCE = _load_reference()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a fresh module (examples are scripts,
+    not a package)."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +56,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random GPT-2 with its own BPE tokenizer (``examples/tiny_gpt2.py``),
     saved once per session (offline; needs torch + transformers: use it from
     ``torch``-marked tests)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    sys.path.insert(0, str(EXAMPLES))
     from tiny_gpt2 import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))

@@ -4,22 +4,17 @@ recovers near-duplicate planted pairs and nothing else in the panels."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "research_planted_redundancy.py"
+from conftest import load_example
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("research_planted_redundancy", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("research_planted_redundancy")
 
 
 @pytest.mark.torch

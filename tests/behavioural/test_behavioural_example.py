@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from behavioural.beh_helpers import PANEL, PROMPTS, write_sae
+from conftest import load_example
 from polygram.behavioural import ValidationReport
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "behavioural_validate.py"
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("behavioural_validate", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("behavioural_validate")
 
 
 def test_skips_without_a_checkpoint(

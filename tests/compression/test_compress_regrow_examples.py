@@ -4,7 +4,6 @@ validation report → compress → regrow on synthetic inputs."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -13,17 +12,12 @@ import pytest
 from compression_fixtures import build_report, synth_sae
 from safetensors.numpy import load_file
 
+from conftest import load_example
 from polygram import CompressionReport, RegrowReport
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(name)
 
 
 def test_skip_branches(

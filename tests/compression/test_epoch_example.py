@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from conftest import load_example
 from polygram.compression import EpochReport
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "compress_epoch_validated.py"
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compress_epoch_validated", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("compress_epoch_validated")
 
 
 def test_skips_without_a_checkpoint(
