@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from polygram.compression.panels import cosine_pair_graph, select_panels
@@ -173,6 +173,10 @@ def test_pair_graph_rejects_bad_input() -> None:
 # --- panel selection ----------------------------------------------------------------
 
 
+# ties_are_exact rejects rows whose distinct cosines sit within rounding of
+# each other (no implementation orders those reproducibly); that filtering is
+# deliberate, so the filter health check (which fired intermittently) is off.
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     decoder_rows(),
     st.data(),
