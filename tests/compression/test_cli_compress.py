@@ -12,7 +12,7 @@ import pytest
 from compression_fixtures import build_report, synth_sae
 from safetensors.numpy import load_file
 
-from polygram._cli_compress import _CompressError, parse_representatives
+from polygram.cli.compress import _CompressError, parse_representatives
 from polygram.compression import CompressionReport
 
 CONFIRMED = [(2, 3), (5, 6), (6, 7), (5, 7)]

@@ -251,7 +251,7 @@ def test_bf16_checkpoint_gets_a_clear_error(x: np.ndarray, tmp_path: Path) -> No
 
 
 def test_zeroed_list_parsing() -> None:
-    from polygram._cli_regrow import _RegrowError, _zeroed_list
+    from polygram.cli.regrow import _RegrowError, _zeroed_list
 
     assert _zeroed_list("3, 1,,7") == [3, 1, 7]
     assert _zeroed_list("") == [] and _zeroed_list(" , ") == []

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from polygram._cli_io import (
+from polygram.cli.io import (
     CommandError,
     error_text,
     prompts_file,

@@ -144,7 +144,7 @@ def _build(args: argparse.Namespace) -> Any:
 
 
 def _parse_ids(text: str) -> list[int]:
-    from polygram._cli_sae import _UsageError, parse_id_list
+    from polygram.cli.sae import _UsageError, parse_id_list
 
     try:
         return parse_id_list(text, flag="--feature-ids")

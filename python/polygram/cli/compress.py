@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from polygram._cli_io import (
+from polygram.cli.io import (
     CommandError,
     error_text,
     existing_file,

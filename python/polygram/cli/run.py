@@ -1,9 +1,6 @@
-"""The ``polygram`` console script.
+"""``polygram run TARGET --output-dir DIR``: run a module exposing ``main(output_dir=...)``.
 
-``polygram run TARGET --output-dir DIR`` runs a module exposing
-``main(output_dir=...)``; further subcommands register themselves through
-``add_parsers(subparsers)`` hooks.  Failures of ``run`` print one
-``polygram: <message>`` line and exit 1; argparse errors exit 2.
+Failures print one ``polygram: <message>`` line and exit 1.
 """
 
 from __future__ import annotations
@@ -14,12 +11,10 @@ import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-__all__ = ["build_parser", "main"]
 
 
 class CliError(Exception):
@@ -90,58 +85,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from polygram import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="polygram",
-        description="Quantum-interference laboratory for polysemantic SAE feature dictionaries.",
-    )
-    parser.add_argument("--version", action="version", version=f"polygram {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def add_parsers(sub: Any) -> None:
     run = sub.add_parser("run", help="run a module that exposes main(output_dir=...)")
     run.add_argument("target", help="path/to/script.py or module:callable")
     run.add_argument("--output-dir", default="examples/output", help="where outputs go")
     run.add_argument("--n-points", type=int, default=None, help="passed to main() if accepted")
     run.set_defaults(handler=_cmd_run)
-    for hook in _subcommand_hooks():
-        hook(sub)
-    return parser
-
-
-def _subcommand_hooks() -> list[Callable[[Any], None]]:
-    hooks = []
-    for name in (
-        "polygram._cli_sae",
-        "polygram._cli_batch",
-        "polygram._cli_compress",
-        "polygram._cli_behavioural",
-        "polygram._cli_regrow",
-        "polygram._cli_epoch",
-    ):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # a real bug inside the hook module: surface it
-                raise
-            continue
-        hooks.append(module.add_parsers)
-    return hooks
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CliError as e:
-        print(f"polygram: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as e:
-        print(f"polygram: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from polygram._cli_io import (
+from polygram.cli.io import (
     CommandError,
     error_text,
     existing_file,
@@ -34,7 +34,7 @@ class _RegrowError(CommandError):
 
 def _zeroed_list(text: str) -> list[int]:
     """``--zeroed-list``: comma-separated ints (an empty list regrows nothing)."""
-    from polygram._cli_sae import _UsageError, parse_id_list
+    from polygram.cli.sae import _UsageError, parse_id_list
 
     if not text.replace(",", "").strip():
         return []

@@ -1,0 +1,7 @@
+"""``python -m polygram.cli``."""
+
+import sys
+
+from polygram.cli import main
+
+sys.exit(main())
