@@ -121,3 +121,45 @@ class CompressionError(PolygramError, ValueError):
 
 
 __all__ += ["CompressionError"]
+
+
+# --- real SAEs, hooks, runtime, evaluations (spec 16 §9, spec 18 §3) ---------
+
+
+class UnsupportedSAEError(SAEFormatError):
+    """An SAE polygram refuses to run rather than run wrongly: an architecture
+    outside standard / jumprelu / topk / gated, a head or ``hook_z`` SAE, an
+    unknown ``normalize_activations`` or one whose scaling factor is unknown."""
+
+
+class HookError(PolygramError, ValueError):
+    """A hook name outside the grammar, a model layout that is not supported,
+    or no hook given anywhere."""
+
+
+class SettingsConflictError(PolygramError, ValueError):
+    """An explicit setting (flag or argument) that contradicts the SAE's cfg."""
+
+
+class EvalError(PolygramError, ValueError):
+    """An evaluation that cannot be computed: no evaluated token, SAEs that
+    disagree on model / hook / tokenisation."""
+
+
+class PolygramDefaultWarning(UserWarning):
+    """A fallback (model ``gpt2``, layer 10) was used because neither a flag nor
+    a cfg gave the setting."""
+
+
+class PolygramSmallSampleWarning(UserWarning):
+    """Fewer evaluated tokens than a stable metric needs (512)."""
+
+
+__all__ += [
+    "EvalError",
+    "HookError",
+    "PolygramDefaultWarning",
+    "PolygramSmallSampleWarning",
+    "SettingsConflictError",
+    "UnsupportedSAEError",
+]
