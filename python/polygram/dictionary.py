@@ -1,4 +1,5 @@
-"""Feature and Dictionary: the immutable value objects every experiment reads.
+"""Dictionary: the immutable value object every experiment reads (``Feature``,
+re-exported here, lives in ``polygram.feature``).
 
 A Dictionary packs its features once into a knob table (``n_features ×
 encoding.width``) so every Gram, sweep or grid scan is one call into the Rust
@@ -11,7 +12,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -19,21 +19,12 @@ import numpy as np
 from polygram import _core
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
 from polygram.errors import CapacityError, DictionaryError, KnobError, UnknownFeatureError
+from polygram.feature import Feature, finite_knob
 from polygram.knobs import KnobPath, parse_knob
 
 __all__ = ["Dictionary", "Feature", "FrozenList", "slug"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-_KNOBS = ("beta", "alpha", "gamma", "phi", "theta_amp", "psi_aux")
-
-
-def _finite(owner: str, attr: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise DictionaryError(f"{owner}.{attr}: got {value!r}; expected a finite real number")
-    v = float(value)
-    if not math.isfinite(v):
-        raise DictionaryError(f"{owner}.{attr}: got {v!r}; knob values must be finite")
-    return v
 
 
 class FrozenList(list):  # type: ignore[type-arg]
@@ -62,59 +53,6 @@ class FrozenList(list):  # type: ignore[type-arg]
 def slug(name: str) -> str:
     """Name as it appears in emitted files: non-alphanumeric runs → ``_``, lower case."""
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
-
-
-@dataclass(frozen=True, eq=False)
-class Feature:
-    """One dictionary feature.  Equality is identity (spec 02 §2.1)."""
-
-    name: str
-    cluster: str
-    beta: float
-    alpha: float = 0.0
-    gamma: float = 0.0
-    phi: float = 0.0
-    theta: np.ndarray | None = None
-    theta_amp: float = math.pi / 4
-    psi_aux: float = 0.0
-
-    def __post_init__(self) -> None:
-        for attr in ("name", "cluster"):
-            v = getattr(self, attr)
-            if not isinstance(v, str) or not v:
-                raise DictionaryError(f"Feature.{attr}: got {v!r}; expected a non-empty string")
-        owner = f"Feature({self.name!r})"
-        for attr in _KNOBS:
-            object.__setattr__(self, attr, _finite(owner, attr, getattr(self, attr)))
-        if self.theta is not None:
-            try:
-                raw = np.asarray(self.theta)
-            except (TypeError, ValueError) as e:
-                raise DictionaryError(f"{owner}.theta: not a numeric array ({e})") from None
-            # Complex θ would lose its imaginary part and bools are no angles:
-            # only real numbers are allowed.
-            if raw.dtype.kind not in "iuf":
-                raise DictionaryError(
-                    f"{owner}.theta: dtype {raw.dtype} is not allowed; "
-                    "not a numeric array of real (integer or floating) angles"
-                )
-            theta = np.array(raw, dtype=np.float64)
-            if theta.ndim != 3:
-                raise DictionaryError(
-                    f"{owner}.theta: shape {theta.shape}; "
-                    "expected (len(rotations), depth, n_qubits)"
-                )
-            if not np.isfinite(theta).all():
-                raise DictionaryError(f"{owner}.theta: holds non-finite values; θ must be finite")
-            theta.flags.writeable = False
-            object.__setattr__(self, "theta", theta)
-
-    def __repr__(self) -> str:
-        extra = "" if self.theta is None else f", theta=<{self.theta.shape}>"
-        return (
-            f"Feature({self.name!r}, {self.cluster!r}, beta={self.beta!r}, alpha={self.alpha!r}, "
-            f"gamma={self.gamma!r}, phi={self.phi!r}{extra})"
-        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,7 +267,7 @@ class Dictionary:
         enc = self.encoding
         for path, value in values.items():
             kp = parse_knob(path)
-            v = _finite(f"knob '{path}'", "value", value)
+            v = finite_knob(f"knob '{path}'", "value", value)
             self.knob_slots(path)  # validates the write
             for i in self._targets(kp):
                 f = feats[i]

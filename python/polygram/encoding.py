@@ -19,7 +19,7 @@ from polygram import _core
 from polygram.errors import DictionaryError, KnobError
 
 if TYPE_CHECKING:
-    from polygram.dictionary import Feature
+    from polygram.feature import Feature
 
 __all__ = [
     "RUNG3_DEFAULT_PSI_AUX",

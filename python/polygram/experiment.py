@@ -151,9 +151,18 @@ class Experiment:
 
         out = ensure_dir(output_dir)
         mid = self.dictionary_at([len(v) // 2 for v in self.sweep.values()])
+        runner = render_runner(
+            name=self.name,
+            dictionary=self.dictionary,
+            sweep=self.sweep,
+            target_pair=self.target_pair,
+            measures=self.measures,
+            assertions=self.assertions,
+            seed=self.seed,
+        )
         return {
             "machine": write_qorca(mid, out / f"{self.name}.q.orca.md"),
-            "runner": atomic_write_text(out / f"run_{self.name}.py", render_runner(self)),
+            "runner": atomic_write_text(out / f"run_{self.name}.py", runner),
             "summary": atomic_write_text(out / f"{self.name}_summary.md", self.summary_header()),
         }
 

@@ -4,8 +4,9 @@ a figure is drawn, with the Agg backend so scripts and CI need no display."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -13,7 +14,60 @@ from polygram._io import atomic_write_bytes
 from polygram.errors import missing
 
 if TYPE_CHECKING:
-    from polygram.experiment import ExperimentResult
+    from polygram.dictionary import Dictionary
+
+
+# The figures read results structurally (the result modules import this one
+# lazily to draw, so naming their classes here would close an import circle).
+class SweepResultLike(Protocol):
+    """What ``plot_sweep`` reads of an ``ExperimentResult``."""
+
+    @property
+    def dictionary_name(self) -> str: ...
+    @property
+    def target_pair(self) -> tuple[str, str]: ...
+    @property
+    def sweep_keys(self) -> list[str]: ...
+    @property
+    def sweep_axes(self) -> Mapping[str, np.ndarray]: ...
+    @property
+    def overlaps(self) -> np.ndarray: ...
+    @property
+    def tier_stats(self) -> Mapping[str, np.ndarray]: ...
+
+
+class CancellationResultLike(Protocol):
+    """What the cancellation figures read of a ``CancellationResult``."""
+
+    @property
+    def target_pair(self) -> tuple[str, str]: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def before_overlap(self) -> float: ...
+    @property
+    def after_overlap(self) -> float: ...
+    @property
+    def structural_floor(self) -> float: ...
+    @property
+    def before_gram(self) -> np.ndarray: ...
+    @property
+    def after_gram(self) -> np.ndarray: ...
+    @property
+    def overlaps(self) -> np.ndarray: ...
+    @property
+    def dictionary_at_optimum(self) -> Dictionary: ...
+    @property
+    def knobs(self) -> list[str]: ...
+    @property
+    def optimized_knobs(self) -> Mapping[str, float]: ...
+    @property
+    def overlap_grid(self) -> np.ndarray | None: ...
+    @property
+    def feasible_grid(self) -> np.ndarray | None: ...
+    @property
+    def axes(self) -> Mapping[str, np.ndarray]: ...
+
 
 __all__ = ["OVERLAP_LABEL", "plot_sweep", "pyplot", "save_figure"]
 
@@ -52,7 +106,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
 
 
 def plot_sweep(
-    result: ExperimentResult, path: str | os.PathLike[str], kind: str = "overlap"
+    result: SweepResultLike, path: str | os.PathLike[str], kind: str = "overlap"
 ) -> Path:
     """1-D: target overlap with sibling (dashed) and cross-cluster (dotted)
     tier means; 2-D: heatmap of the overlap (first key on x)."""
@@ -104,13 +158,10 @@ def plot_sweep(
 
 # --- Cancellation figures (spec 03 §3.6.3) --------------------------------
 
-if TYPE_CHECKING:
-    from polygram.cancellation import CancellationResult
-
 __all__ += ["plot_cancellation_before_after", "plot_cancellation_grid", "plot_cancellation_trace"]
 
 
-def plot_cancellation_grid(result: CancellationResult, path: str | os.PathLike[str]) -> Path:
+def plot_cancellation_grid(result: CancellationResultLike, path: str | os.PathLike[str]) -> Path:
     """Heatmap of a 2-knob grid result: infeasible cells masked, red star at
     the optimum, ``after_overlap`` in the title."""
     if len(result.knobs) != 2 or result.overlap_grid is None:
@@ -148,7 +199,7 @@ def plot_cancellation_grid(result: CancellationResult, path: str | os.PathLike[s
     return save_figure(fig, path)
 
 
-def plot_cancellation_trace(result: CancellationResult, path: str | os.PathLike[str]) -> Path:
+def plot_cancellation_trace(result: CancellationResultLike, path: str | os.PathLike[str]) -> Path:
     """Raw target overlap per evaluation, in evaluation order."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -167,7 +218,7 @@ def plot_cancellation_trace(result: CancellationResult, path: str | os.PathLike[
 
 
 def plot_cancellation_before_after(
-    result: CancellationResult, path: str | os.PathLike[str]
+    result: CancellationResultLike, path: str | os.PathLike[str]
 ) -> Path:
     """|G|² before and after on a shared 0…max scale, target cells outlined in
     red, and a bar chart of before / after / floor (floor only when defined)."""
