@@ -154,3 +154,46 @@ def test_empty_summary() -> None:
         "high_overlap": 0,
     }
     assert s.outcome == "undefined"
+
+
+# --- tie-averaged Spearman (issue 12, spec 18 §1) ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from polygram.behavioural.stats import spearman  # noqa: E402
+
+_tied = st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.25, 0.5, 1.0]), min_size=2, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_spearman_is_scipys_with_ties(data: st.DataObject) -> None:
+    y = data.draw(_tied)
+    x = data.draw(st.lists(st.floats(-1, 1), min_size=len(y), max_size=len(y)))
+    if np.ptp(x) == 0 or np.ptp(y) == 0:  # scipy warns and gives NaN
+        assert math.isnan(spearman(x, y))
+    else:
+        assert spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_spearman_averages_tied_ranks_by_hand() -> None:
+    # y's average ranks are (1.5, 1.5, 3.5, 3.5): ρ = 4 / (√5 · 2)
+    assert spearman([1, 2, 3, 4], [0, 0, 1, 1]) == pytest.approx(4 / (2 * math.sqrt(5)))
+    assert spearman_ordinal([1, 2, 3, 4], [0, 0, 1, 1]) == pytest.approx(1.0)
+    assert math.isnan(spearman([1.0], [2.0]))
+    assert math.isnan(spearman([1, 2, 3], [0, 0, 0]))  # constant side
+
+
+def test_summary_verdict_uses_average_ranks() -> None:
+    # 12 pairs that never co-fire (Jaccard 0, tied) listed in falling overlap,
+    # then 4 that do: ordinal ranks order the tie by position — against the
+    # overlaps — and pull ρ below 0.6; average ranks do not.
+    poly = [0.9 - 0.05 * i for i in range(12)] + [0.6, 0.7, 0.8, 0.95]
+    jac = [0.0] * 12 + [0.3, 0.4, 0.6, 0.8]
+    ordinal = spearman_ordinal(poly, jac)
+    s = summarise([pair(p, 0.5, j) for p, j in zip(poly, jac)])
+    assert s.spearman_polygram_jaccard == pytest.approx(sps.spearmanr(poly, jac).statistic)
+    assert ordinal < 0.3 <= s.spearman_polygram_jaccard
+    assert outcome_for(ordinal) == "low_spearman_loop_blocked"
+    assert s.outcome == outcome_for(s.spearman_polygram_jaccard) != outcome_for(ordinal)

@@ -1,6 +1,8 @@
-"""Summary statistics of a pair list (spec 10 §4.7): ordinal-rank Spearman,
-Pearson, the three fixed polygram-overlap buckets with bootstrap CIs, and
-the ``outcome`` verdict.  numpy only."""
+"""Summary statistics of a pair list (spec 10 §4.7): Spearman with tied
+values given their average rank (scipy's ``rankdata``; spec 18 §1), Pearson,
+the three fixed polygram-overlap buckets with bootstrap CIs, and the
+``outcome`` verdict.  0.0.1's ordinal-rank Spearman stays available as
+:func:`spearman_ordinal` for comparisons; the summary no longer uses it."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from polygram.behavioural.report import BucketStats, CandidatePair, ValidationSummary
+from polygram.errors import missing
 
 __all__ = [
     "BUCKETS",
     "bootstrap_mean_ci",
     "outcome_for",
     "pearson",
+    "spearman",
     "spearman_ordinal",
     "summarise",
 ]
@@ -62,6 +66,22 @@ def pearson(
     if flat:
         return math.nan
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman's ρ: Pearson of the average ranks (ties share the mean of the
+    ranks they span, as ``scipy.stats.spearmanr``); NaN if fewer than 2 points
+    or either side is constant.  Jaccard values tie often (every pair that never
+    co-fires is 0), and ordinal ranks would order such ties arbitrarily."""
+    try:
+        from scipy.stats import rankdata
+    except ImportError:
+        raise missing("scipy", "behavioural", "Spearman correlation") from None
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size < 2:
+        return math.nan
+    return pearson(rankdata(a), rankdata(b))
 
 
 def spearman_ordinal(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
@@ -122,11 +142,11 @@ def summarise(pairs: Sequence[CandidatePair]) -> ValidationSummary:
             jaccard_mean=float(vals.mean()) if vals.size else math.nan,
             jaccard_ci_95=bootstrap_mean_ci(vals),
         )
-    s_pj = spearman_ordinal(poly, jac)
+    s_pj = spearman(poly, jac)
     return ValidationSummary(
         spearman_polygram_jaccard=s_pj,
-        spearman_decoder_jaccard=spearman_ordinal(dec, jac),
-        spearman_polygram_log_kl_abs=spearman_ordinal(poly[finite], logkl[finite]),
+        spearman_decoder_jaccard=spearman(dec, jac),
+        spearman_polygram_log_kl_abs=spearman(poly[finite], logkl[finite]),
         pearson_polygram_jaccard=pearson(poly, jac),
         pearson_decoder_jaccard=pearson(dec, jac),
         buckets=buckets,
