@@ -1,8 +1,12 @@
-"""SAE import: records, loaders (toy JSON, safetensors, SAELens folders) and
-``from_sae_lens``.  See docs/sae-import.md."""
+"""SAEs: the ``SAE`` value object, the one forward (``polygram.sae.forward``);
+and the decoder-row import
+(records, toy JSON, ``from_sae_lens``).  See docs/saes.md and
+docs/sae-import.md."""
 
 from __future__ import annotations
 
+from polygram.sae import forward
+from polygram.sae.architecture import ARCHITECTURES, NORMALIZE_MODES, REQUIRED_TENSORS
 from polygram.sae.checkpoint import CANONICAL_KEYS, SAE_KEY_ALIASES, load_sae_checkpoint
 from polygram.sae.importer import SelectionReport, from_sae_lens, kmeans_partition
 from polygram.sae.records import SAEFeatureRecord
@@ -19,18 +23,29 @@ from polygram.sae.safetensors_io import (
     load_sae_safetensors,
     read_safetensors_header,
 )
+from polygram.sae.settings import SAESettings, Setting
 from polygram.sae.toy import dumps_toy_sae, load_toy_sae, toy_sae_document, write_toy_sae
+from polygram.sae.value import SAE, SAESource, TensorLayout
 
 __all__ = [
+    "ARCHITECTURES",
     "CANONICAL_KEYS",
     "DECODER_KEYS",
+    "NORMALIZE_MODES",
+    "REQUIRED_TENSORS",
+    "SAE",
     "SAE_KEY_ALIASES",
     "SAEFeatureRecord",
     "SAELensConfig",
+    "SAESettings",
+    "SAESource",
     "SafetensorsHeader",
     "SelectionReport",
+    "Setting",
     "TensorInfo",
+    "TensorLayout",
     "dumps_toy_sae",
+    "forward",
     "from_sae_lens",
     "kmeans_partition",
     "layer_from_hook",
