@@ -80,7 +80,10 @@ def plot_validation(report: ValidationReportLike, path: str | os.PathLike[str]) 
     poly = np.array([p.polygram_overlap for p in pairs], dtype=np.float64)
     dec = np.array([p.decoder_overlap for p in pairs], dtype=np.float64)
     jac = np.array([p.jaccard for p in pairs], dtype=np.float64)
-    kl = np.array([np.nanmean([p.kl_ablate_i, p.kl_ablate_j]) if np.isfinite([p.kl_ablate_i, p.kl_ablate_j]).any() else np.nan for p in pairs], dtype=np.float64)  # fmt: skip
+    kls = np.array([(p.kl_ablate_i, p.kl_ablate_j) for p in pairs], dtype=np.float64)
+    kls = kls.reshape(len(pairs), 2)
+    n_kl = np.isfinite(kls).sum(axis=1)
+    kl = np.where(n_kl > 0, np.nansum(kls, axis=1) / np.maximum(n_kl, 1), np.nan)
     confirmed = {tuple(c) for c in report.confirmed}
     ringed = np.array([(p.i, p.j) in confirmed for p in pairs], dtype=bool)
     measured = np.isfinite(kl) & (kl > 0)
