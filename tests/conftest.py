@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,6 +66,26 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_gpt2 import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_model(model_type, **kw)``: the directory of a tiny random model of
+    that family (``examples/tiny_models.py``: 2 layers, width 16 unless ``kw``
+    says otherwise), built once per session for each ``(model_type, kw)``
+    (offline; use it from ``torch``-marked tests)."""
+    sys.path.insert(0, str(EXAMPLES))
+    from tiny_models import build_tiny_model
+
+    built: dict[tuple[str, tuple[tuple[str, Any], ...]], Path] = {}
+
+    def build(model_type: str, **kw: Any) -> Path:
+        key = (model_type, tuple(sorted(kw.items())))
+        if key not in built:
+            built[key] = build_tiny_model(model_type, tmp_path_factory.mktemp(model_type), **kw)
+        return built[key]
+
+    return build
 
 
 @pytest.fixture(scope="session")
