@@ -48,6 +48,8 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], obje
     try:
         os.close(fd)
         write(Path(tmp))
+        with open(tmp, "rb+") as fh:  # the data is on disk before the rename publishes it
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     except BaseException:

@@ -391,7 +391,9 @@ def _cross_check(path: Path, header: SafetensorsHeader) -> None:
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             keys = set(f.keys())
-    except safetensors.SafetensorError as e:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # SafetensorError, OSError, a Rust PanicException: name the file
         raise _bad(path, f"not a valid safetensors file: {e}") from None
     if keys != set(header.tensors):
         raise _bad(path, "corrupted header: safetensors and Polygram read different tensor lists")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from polygram.errors import HookError, PolygramDefaultWarning, SettingsConflictError
+from polygram.sae.architecture import check_normalize_activations
 
 if TYPE_CHECKING:
     from polygram.sae.saelens import SAELensConfig
@@ -250,6 +251,13 @@ def _hook_settings(
     return layer_s, kind_s, problem
 
 
+def _cfg_normalize(cfg: SAELensConfig | None) -> str | None:
+    """The cfg's mode, pre-v6 booleans mapped (``true`` → ``expected_average_only_in``)."""
+    if cfg is None or cfg.normalize_activations is None:
+        return None
+    return check_normalize_activations(cfg.normalize_activations, cfg.where)
+
+
 def resolve_settings(
     explicit: Mapping[str, Any],
     cfg: SAELensConfig | None,
@@ -282,7 +290,7 @@ def resolve_settings(
             False,
         ),
         ("apply_b_dec_to_input", None if cfg is None else cfg.apply_b_dec_to_input, True),
-        ("normalize_activations", None if cfg is None else cfg.normalize_activations, "none"),
+        ("normalize_activations", _cfg_normalize(cfg), "none"),
     ):
         got = _declared(name, f"{name}=", explicit.get(name), cfg_value, cfg)
         forward[name] = got if got is not None else _default(default)
