@@ -109,9 +109,13 @@ def test_documented_signatures_and_defaults() -> None:
     assert sig.parameters["names"].default is None
     assert sig.parameters["feature_ids"].default is None
     # assign_gamma=True ... "rescaled into gamma_range, default (-0.25, 0.25)"
+    # (spec 15 §0.3: the signature says None, resolved through SAEImportConfig
+    # and the default "clustered" profile)
     sig = inspect.signature(from_sae_lens)
-    assert sig.parameters["assign_gamma"].default is False
-    assert tuple(sig.parameters["gamma_range"].default) == (-0.25, 0.25)
+    assert sig.parameters["assign_gamma"].default is None
+    assert sig.parameters["gamma_range"].default is None
+    assert polygram.SAEImportConfig().assign_gamma is False
+    assert polygram.get_profile("clustered").default_gamma_range == (-0.25, 0.25)
     # MPSRung1(bond_dim=2, phase_knobs=True) are the defaults the page spells out
     m = MPSRung1()
     assert (m.bond_dim, m.phase_knobs) == (2, True)

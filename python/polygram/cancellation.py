@@ -176,6 +176,19 @@ class CancellationResult:
         return self.optimized_knobs
 
     @property
+    def at_structural_floor(self) -> bool:
+        """True when the pair started and ended at its (finite) phase-only
+        floor, within 1e-6: phases had nothing to give.  It tells "at the
+        floor" from "floor undefined" (NaN floor → False) while
+        ``cancellation_efficiency`` stays ``None`` there (spec 15 §8)."""
+        floor = self.structural_floor
+        return bool(
+            math.isfinite(floor)
+            and abs(self.before_overlap - floor) <= 1e-6
+            and abs(self.after_overlap - floor) <= 1e-6
+        )
+
+    @property
     def floor_breach(self) -> float:
         """``structural_floor − after_overlap``: positive when the search went
         below the MPS phase-only floor (rung-3), NaN when the floor is undefined."""

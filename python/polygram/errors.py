@@ -163,3 +163,24 @@ __all__ += [
     "SettingsConflictError",
     "UnsupportedSAEError",
 ]
+
+
+# --- later loop capabilities (spec 15) ----------------------------------------
+
+
+class ConfigError(PolygramError, ValueError):
+    """A ``polygram.config`` field outside what its constructor allows."""
+
+
+class ProfileError(PolygramError, ValueError):
+    """A geometric profile that cannot be built or registered."""
+
+
+class UnknownProfileError(PolygramError, KeyError):
+    """A geometric profile name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+__all__ += ["ConfigError", "ProfileError", "UnknownProfileError"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from polygram.analysis.triage import SUITABILITY_FORMULA, TriagePrediction
 from polygram.errors import AnalysisError
 
-__all__ = ["CAVEATS", "KNOB_GUIDANCE", "SUITABILITY_INTUITION", "render_report"]
+__all__ = ["CAVEATS", "KNOB_GUIDANCE", "SUITABILITY_INTUITION", "caveats_for", "render_report"]
 
 CAVEATS = (
     "These numbers are closed-form predictions for the rung-1 MPS encoding of the "
@@ -18,6 +18,34 @@ CAVEATS = (
     "analytic Gram. A pair's floor depends only on its phase difference, so shifting "
     "every φ by the same amount changes no prediction."
 )
+
+_IMPORTED_KNOBS = {
+    "alpha": "α (PC2)",
+    "phi": "φ (PC3)",
+    "theta_amp": "θ_amp (PC4)",
+    "psi_aux": "ψ_aux (PC5)",
+}
+
+
+def caveats_for(assigned_knobs: Sequence[str]) -> str:
+    """The caveat paragraph; it names the knobs imported from decoder PCA
+    instead of claiming α = φ = 0 when the import assigned them."""
+    if not assigned_knobs:
+        return CAVEATS
+    knobs = ", ".join(_IMPORTED_KNOBS.get(k, k) for k in assigned_knobs)
+    rest = "" if "alpha" in assigned_knobs else "α = 0 for every feature, "
+    rest += "" if "phi" in assigned_knobs else "φ = 0 for every feature, "
+    return (
+        "These numbers are closed-form predictions for the rung-1 MPS encoding of the "
+        f"dictionary exactly as imported: {knobs} come from principal axes of the selected "
+        f"decoder rows, {rest}one β per cluster, and γ = 0 unless gamma assignment was "
+        "switched on (then γ comes from per-cluster PCA of the decoder rows). The 0.7 gate "
+        "threshold was calibrated with α = φ = 0; imported phases make overlaps far less "
+        "saturated. Nothing here was optimised or simulated beyond the analytic Gram. A "
+        "pair's floor depends only on its phase difference, so shifting every φ by the same "
+        "amount changes no prediction."
+    )
+
 
 KNOB_GUIDANCE = """\
 **Start with one phase per target.** The default knob list is `<feature>.phi` for \
@@ -55,6 +83,12 @@ SUITABILITY_INTUITION = (
 _FORMULA_BLOCK = SUITABILITY_FORMULA
 
 
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return "nan" if math.isnan(x) else f"{x:.4f}"
+
+
 def _tie_key(x: float) -> float:
     return round(x, 12)  # values equal up to closed-form rounding keep their order
 
@@ -79,12 +113,14 @@ def render_report(
         out.append(f"- Selected feature_ids: {[int(i) for i in feature_ids]!r}")
     out.append(f"- Cluster method: `{rep.cluster_method}`")
     out.append(f"- β variance explained: {rep.beta_variance_explained:.4f}")
+    if rep.assigned_knobs:
+        out.append(f"- Knobs from decoder PCA: {', '.join(rep.assigned_knobs)}")
+    if rep.profile is not None and rep.profile != "clustered":
+        out.append(f"- Geometric profile: {rep.profile} (fidelity {_fmt(rep.geometric_fidelity)})")
     tp = rep.tier_preservation
     if tp is not None:
-        out.append(
-            "- Projection→Polygram tier correlation: " + ("nan" if math.isnan(tp) else f"{tp:.4f}")
-        )
-    out += ["", "## Caveats", "", CAVEATS, "", "## Pair predictions", ""]
+        out.append(f"- Projection→Polygram tier correlation: {_fmt(tp)}")
+    out += ["", "## Caveats", "", caveats_for(rep.assigned_knobs), "", "## Pair predictions", ""]
     out += [
         "| pair | tier | current | floor | gap | M | V |",
         "|------|------|--------:|------:|----:|--:|--:|",

@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ENCODINGS",
     "CommandError",
+    "add_knob_flags",
+    "encoding_of",
     "error_text",
     "existing_file",
+    "profile_name",
     "prompts_file",
     "report_errors",
     "residuals_npy",
@@ -92,3 +96,60 @@ def residuals_npy(flag: str, value: str) -> Any:
             "expected a 2-D float array (tokens, d_model)"
         )
     return x
+
+
+# --- import options (spec 15 §1.7) ------------------------------------------
+def profile_name(text: str) -> str:
+    """``--profile``: a registered geometric profile (argparse exit 2 otherwise)."""
+    from polygram.geometry import get_profile
+
+    try:
+        get_profile(text)
+    except KeyError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+ENCODINGS = ("mps", "rung3")
+
+
+def add_knob_flags(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    """``--encoding``, ``--assign-phase-knobs``, ``--assign-amp-knobs`` (and
+    ``--profile``): the import options shared by validate and compress-epoch."""
+    p.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default="mps",
+        help="encoding of the gate's dictionary: MPSRung1 (8 features) or Rung3 (16)",
+    )
+    p.add_argument(
+        "--assign-phase-knobs",
+        action="store_true",
+        help="α, φ from the 2nd/3rd principal axes of the decoder rows (gate not re-calibrated)",
+    )
+    p.add_argument(
+        "--assign-amp-knobs",
+        action="store_true",
+        help="θ_amp, ψ_aux from the 4th/5th principal axes (needs --encoding rung3)",
+    )
+    if profile:
+        p.add_argument(
+            "--profile",
+            type=profile_name,
+            default=None,
+            metavar="NAME",
+            help="geometric profile for the knob assignment (default clustered)",
+        )
+
+
+def encoding_of(args: argparse.Namespace) -> Any:
+    """The encoding ``--encoding`` names; ``--assign-amp-knobs`` needs Rung3
+    (a :class:`CommandError` naming both flags otherwise)."""
+    from polygram.encoding import MPSRung1, Rung3
+
+    if args.assign_amp_knobs and args.encoding != "rung3":
+        raise CommandError(
+            f"--assign-amp-knobs needs --encoding rung3 (got --encoding {args.encoding}): "
+            "MPSRung1 has no amp branch"
+        )
+    return Rung3() if args.encoding == "rung3" else MPSRung1()

@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from polygram._io import atomic_write_text
+from polygram.cli.io import profile_name
 from polygram.errors import PolygramError
 
-__all__ = ["add_parsers", "cmd_analyze", "cmd_sae_import", "parse_id_list", "parse_names"]
+__all__ = [
+    "add_parsers",
+    "cmd_analyze",
+    "cmd_sae_import",
+    "parse_id_list",
+    "parse_names",
+]
 
 
 class _UsageError(Exception):
@@ -130,7 +137,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         records = _load_for_analyze(args.sae_json, ids)
         pred = predict_cancellation_depth(
-            records, ids, assign_gamma=args.assign_gamma, n_clusters=args.n_clusters
+            records,
+            ids,
+            assign_gamma=args.assign_gamma,
+            n_clusters=args.n_clusters,
+            assign_phase_knobs=args.assign_phase_knobs,
+            profile=args.profile,
         )
         report = render_report(pred, sae_source=args.sae_json, feature_ids=ids)
         graphs = []
@@ -224,7 +236,19 @@ def add_parsers(subparsers: Any) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="k-means cluster count when labels are missing (default 2)",
+        help="k-means cluster count when labels are missing (default: the profile's, 2)",
+    )
+    a.add_argument(
+        "--assign-phase-knobs",
+        action="store_true",
+        help="α and φ from the 2nd and 3rd principal axes of the decoder rows",
+    )
+    a.add_argument(
+        "--profile",
+        type=profile_name,
+        default=None,
+        metavar="NAME",
+        help="geometric profile for the knob assignment (clustered, uniform-sphere, ...)",
     )
 
     s = _register(

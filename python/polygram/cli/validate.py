@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from polygram.behavioural.prompts import read_prompts
+from polygram.cli.io import CommandError, add_knob_flags, encoding_of
 
 __all__ = ["add_parsers", "cmd_validate"]
 
@@ -62,7 +63,8 @@ def add_parsers(sub: Any) -> None:
         "--feature-ids",
         required=True,
         metavar="CSV",
-        help="comma-separated SAE feature ids, in dictionary order (at most 8)",
+        help="comma-separated SAE feature ids, in dictionary order (at most the encoding's "
+        "max_features: 8 for mps, 16 for rung3)",
     )
     p.add_argument(
         "--prompts",
@@ -86,6 +88,7 @@ def add_parsers(sub: Any) -> None:
         help="run at layer 0 anyway (ablation-KL is uninformative there)",
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
+    add_knob_flags(p)
     p.add_argument("--output", required=True, metavar="PATH", help="ValidationReport JSON")
     p.add_argument("--csv", metavar="PATH", help="also write the pairs as CSV")
     p.set_defaults(handler=cmd_validate)
@@ -106,6 +109,10 @@ def _build(args: argparse.Namespace) -> Any:
         )
     ids = _parse_ids(args.feature_ids)
     try:
+        encoding = encoding_of(args)
+    except CommandError as e:
+        raise _ValidateError(str(e)) from None
+    try:
         records = load_toy_sae(args.dictionary)
     except (ValueError, OSError) as e:
         raise _ValidateError(f"--dictionary: {e}") from None
@@ -121,7 +128,15 @@ def _build(args: argparse.Namespace) -> Any:
             f"(it holds {sorted(records)})"
         )
     try:
-        dictionary, _ = from_sae_lens(records, ids, assign_gamma=True)
+        dictionary, _ = from_sae_lens(
+            records,
+            ids,
+            assign_gamma=True,
+            encoding=encoding,
+            assign_phase_knobs=args.assign_phase_knobs,
+            assign_amp_knobs=args.assign_amp_knobs,
+            profile=args.profile,
+        )
     except ValueError as e:
         raise _ValidateError(f"cannot build the dictionary: {e}") from None
     try:

@@ -24,6 +24,9 @@ from polygram.compression.report import (
     CompressionResult,
 )
 
+#: 0.0.1 / 0.15 name of ``RegrowSlot`` (spec 15 §10).
+SlotPopulation = RegrowSlot
+
 __all__ = [
     "ClusterPlan",
     "CompressionPlan",
@@ -41,5 +44,6 @@ __all__ = [
     "RegrowSlot",
     "RegrowStrategy",
     "Regrower",
+    "SlotPopulation",
     "connected_components",
 ]

@@ -62,7 +62,7 @@ class RegrowStrategy(str, enum.Enum):
     ORTHOGONAL_NOISE_SCALED = "orthogonal_noise_scaled"
 
 
-_STRATEGIES = tuple(s.value for s in RegrowStrategy)
+REGROW_STRATEGIES = tuple(s.value for s in RegrowStrategy)
 
 
 @dataclass(frozen=True)
@@ -344,10 +344,10 @@ class Regrower:
         strategy = (
             self.strategy.value if isinstance(self.strategy, RegrowStrategy) else self.strategy
         )
-        if strategy not in _STRATEGIES:
+        if strategy not in REGROW_STRATEGIES:
             raise CompressionError(
                 f"Regrower.strategy: unsupported strategy {self.strategy!r}; "
-                f"allowed: {list(_STRATEGIES)}"
+                f"allowed: {list(REGROW_STRATEGIES)}"
             )
         self.strategy = strategy
         if isinstance(self.zeroed, str | bytes) or not isinstance(self.zeroed, Iterable):
