@@ -242,3 +242,10 @@ def test_validation_round_trip_property(p: float, j: float, m: float, b: int, z:
 def test_top_level_exports() -> None:
     for name in CLASSES:
         assert getattr(polygram, name) is getattr(cfgmod, name)
+
+
+def test_choice_lists_match_their_classes() -> None:
+    from polygram.compression.choices import REGROW_STRATEGIES
+    from polygram.compression.regrow import RegrowStrategy
+
+    assert tuple(s.value for s in RegrowStrategy) == REGROW_STRATEGIES

@@ -249,9 +249,14 @@ class CompressionConfig(_Config):
     score_field: str = "polygram_overlap"
 
     def __post_init__(self) -> None:
-        # imported here: polygram.compression imports this module
-        from polygram.compression.compressor import REP_SELECTIONS, SCORE_FIELDS
-        from polygram.compression.strategies import MERGE_MODES, STRATEGIES
+        # imported here: importing polygram.compression runs its __init__,
+        # whose compressor imports this module
+        from polygram.compression.choices import (
+            MERGE_MODES,
+            REP_SELECTIONS,
+            SCORE_FIELDS,
+            STRATEGIES,
+        )
 
         _choice(self, "strategy", self.strategy, STRATEGIES)
         _choice(self, "rep_selection", self.rep_selection, REP_SELECTIONS)
@@ -330,7 +335,7 @@ class RegrowConfig(_Config):
     device: str | None = None
 
     def __post_init__(self) -> None:
-        from polygram.compression.regrow import REGROW_STRATEGIES
+        from polygram.compression.choices import REGROW_STRATEGIES  # see CompressionConfig
 
         if self.model_name is not None and (
             not isinstance(self.model_name, str) or not self.model_name

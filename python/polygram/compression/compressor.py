@@ -29,6 +29,7 @@ import numpy as np
 
 from polygram._io import sha256_file
 from polygram.behavioural.report import CandidatePair, ValidationReport
+from polygram.compression.choices import REP_SELECTIONS
 from polygram.compression.clusters import connected_components
 from polygram.compression.report import (
     ClusterPlan,
@@ -56,11 +57,8 @@ from polygram.sae.checkpoint import (
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
 
-__all__ = ["REP_SELECTIONS", "SCORE_FIELDS", "Compressor", "decoder_dictionary", "fire_totals"]
+__all__ = ["REP_SELECTIONS", "Compressor", "decoder_dictionary", "fire_totals"]
 
-REP_SELECTIONS: tuple[str, ...] = ("n_fires", "scale_aware")
-#: The pair fields target-K and Pareto plans may rank pairs by (spec 15 §3).
-SCORE_FIELDS: tuple[str, ...] = ("polygram_overlap", "jaccard", "decoder_overlap")
 _DEBUG_FEATURES = 8  # the debugging Dictionary covers the first ≤ 8 report ids
 _EPS = 1e-8
 

@@ -26,6 +26,7 @@ import numpy as np
 from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 from polygram.behavioural.runtime import check_device
+from polygram.compression.choices import REGROW_STRATEGIES
 from polygram.errors import CompressionError, missing
 from polygram.sae.checkpoint import (
     checkpoint_stem,
@@ -60,9 +61,6 @@ class RegrowStrategy(str, enum.Enum):
     RESIDUAL_KMEANS = "residual_kmeans"
     HIGH_DECODER_NORM_RANDOM = "high_decoder_norm_random"
     ORTHOGONAL_NOISE_SCALED = "orthogonal_noise_scaled"
-
-
-REGROW_STRATEGIES = tuple(s.value for s in RegrowStrategy)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from polygram.compression.choices import MERGE_MODES, STRATEGIES
 from polygram.compression.report import CompressionPlan
 from polygram.sae.checkpoint import CANONICAL_KEYS
 
@@ -34,8 +35,6 @@ __all__ = [
     "zero_strategy",
 ]
 
-STRATEGIES: tuple[str, ...] = ("zero", "merge")
-MERGE_MODES: tuple[str, ...] = ("freq_weighted", "simple_mean")
 MergeMode = Literal["freq_weighted", "simple_mean"]
 
 _TINY = 1e-8
