@@ -60,8 +60,8 @@ from polygram import (
     load_sae_safetensors,
 )
 from polygram._io import atomic_write_text
-from polygram.behavioural.runtime import capture_block_inputs
 from polygram.plotting import pyplot, save_figure
+from polygram.runtime import HookPoint, capture_activations, get_model
 from polygram.sae.checkpoint import write_sae_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -419,7 +419,7 @@ def main(
         work = Path(tmp)
         model_dir = build_tiny_gpt2(work / "tiny_gpt2", seed=seed)
         prompts = make_prompts(n_prompts, seed)
-        x = capture_block_inputs(str(model_dir), layer, prompts, "cpu")
+        x = capture_activations(get_model(model_dir, "cpu"), HookPoint(layer), prompts)
         for noise in noise_levels:
             row = run_level(
                 float(noise), x=x, prompts=prompts, model_dir=model_dir, work=work, opts=opts

@@ -84,7 +84,11 @@ def test_argparse_errors() -> None:
     r = cli("validate", "--layer", "2")
     assert r.returncode == 2 and "required" in r.stderr
     r = cli("validate", "--device", "tpu")
+    assert r.returncode == 2 and "argument --device: device: unsupported device 'tpu'" in r.stderr
+    r = cli("validate", "--dtype", "fp8")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = cli("validate", "--batch-size", "0")
+    assert r.returncode == 2 and "argument --batch-size: '0': must be >= 1" in r.stderr
 
 
 def test_missing_torch_exit_2(inputs: dict[str, Path]) -> None:
@@ -125,3 +129,51 @@ def test_layer_out_of_range_exit_1(
     err = capsys.readouterr().err
     assert rc == 1
     assert "polygram validate: failed: layer: 9 is out of range" in err
+
+
+@pytest.mark.torch
+def test_runtime_flags(inputs: dict[str, Path], tiny_model_dir: Path) -> None:
+    """--hook, --batch-size, --dtype, --context-size and --no-prepend-bos reach the run
+    (one prompt is longer than 6 tokens: one truncation warning on stderr)."""
+    pytest.importorskip("torch")
+    r = cli(
+        *args_for(inputs, model=str(tiny_model_dir), min_both_fire="1", device="CPU"),
+        *("--hook", "mlp_out", "--batch-size", "2", "--dtype", "float32"),
+        *("--context-size", "6", "--no-prepend-bos"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "blocks.2.hook_mlp_out" in r.stderr and "batch size 2" in r.stderr
+    assert r.stderr.count("prompts truncated to context_size 6") == 1
+    report = ValidationReport.from_json(inputs["dir"] / "out" / "report.json")
+    assert report.n_tokens <= 6 * len(PROMPTS) and report.layer == 2
+
+
+@pytest.mark.torch
+def test_device_and_model_refused_before_any_work(
+    inputs: dict[str, Path], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    r = cli(*args_for(inputs, model=str(tiny_model_dir), device=f"cuda:{n}"))
+    assert r.returncode == 2 and r.stderr.startswith(f"polygram validate: device='cuda:{n}'")
+    assert r.stderr.count("\n") == 1
+    # a family outside the hook table: HookError naming it, exit 2
+    transformers = pytest.importorskip("transformers")
+    odd = tmp_path / "phi3"
+    cfg = transformers.Phi3Config(
+        vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    transformers.Phi3ForCausalLM(cfg).save_pretrained(odd)
+    transformers.AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(odd)
+    r = cli(*args_for(inputs, model=str(odd), device="cpu"))
+    assert r.returncode == 2, r.stderr
+    assert "model_type 'phi3' (Phi3ForCausalLM) is not supported; supported: gpt2" in r.stderr
+    # ... which --block-path opens for the residual hooks
+    r = cli(
+        *args_for(inputs, model=str(odd), device="cpu", min_both_fire="1"),
+        "--block-path",
+        "model.layers",
+    )
+    assert r.returncode == 0, r.stderr

@@ -1,7 +1,8 @@
 """validate() end to end on a tiny random GPT-2, against an independent
 recomputation: residuals from ``output_hidden_states``, activations in
 numpy, ablation applied by a forward hook on the *previous* block's output
-(not the validator's pre-hook), KL by ``torch.nn.functional.kl_div``."""
+(not the validator's pre-hook), KL by ``torch.nn.functional.kl_div``, one
+unpadded prompt at a time (the validator batches 8 prompts per forward)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 
 from behavioural.beh_helpers import PANEL, PROMPTS, panel_dictionary, write_sae
-from polygram.behavioural import BehaviouralValidator, ValidationReport
-from polygram.behavioural import runtime as rt
+from polygram.behavioural import BehaviouralValidator, ValidationReport, sweeps
 from polygram.behavioural.stats import summarise
+from polygram.runtime import HookPoint, capture_activations, clear_model_cache, get_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -45,30 +46,42 @@ class Run:
             device="cpu",
         )
         self.forwards = 0
+        self.loads = 0
         self.sweeps: list[int] = []
+        self._handles: list[Any] = []
+        self.report = self._run(self.validator)
+        self.report_again = self._run(self.validator)  # the cached model: no second load
+        for h in self._handles:
+            h.remove()
+
+    def _run(self, validator: BehaviouralValidator) -> ValidationReport:
         orig_load = transformers.AutoModelForCausalLM.from_pretrained
-        orig_sweep = rt._sweep
+        orig_sweep = sweeps._sweep
 
         def counting_load(*a: Any, **k: Any) -> Any:
             model = orig_load(*a, **k)
+            self.loads += 1
 
             def count(*_: Any) -> None:
                 self.forwards += 1
 
-            model.register_forward_pre_hook(count)
+            self._handles.append(model.register_forward_pre_hook(count))
             return model
 
         def counting_sweep(
-            torch_: Any, model: Any, block: Any, prompts: Any, k: int, *rest: Any
-        ) -> int:
+            lm: Any, ablate: Any, tokens: Any, prompts: Any, k: int, *rest: Any
+        ) -> Any:
             self.sweeps.append(k)
-            return orig_sweep(torch_, model, block, prompts, k, *rest)  # type: ignore[no-any-return]
+            return orig_sweep(lm, ablate, tokens, prompts, k, *rest)
 
+        if not self.loads:
+            clear_model_cache()  # so the first run loads (and counts) the model
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(transformers.AutoModelForCausalLM, "from_pretrained", counting_load)
-            mp.setattr(rt, "_sweep", counting_sweep)
+            mp.setattr(sweeps, "_sweep", counting_sweep)
             with pytest.warns(RuntimeWarning, match=r"feature 5 fires on 0 of the \d+ tokens"):
-                self.report = self.validator.run()
+                report = validator.run()
+        return report
 
 
 def quiet(v: BehaviouralValidator, **kw: Any) -> BehaviouralValidator:
@@ -140,13 +153,39 @@ def oracle(run: Run) -> Oracle:
 
 
 def test_forward_budget(run: Run, oracle: Oracle) -> None:
-    # one sweep per feature, never one per pair
-    assert run.sweeps == list(range(len(PANEL)))
-    # baseline: one forward per prompt; a sweep skips prompts where the feature is silent
-    expected = len(PROMPTS) + sum(oracle.prompts_firing.values())
-    assert run.forwards == expected
-    assert run.forwards <= len(PROMPTS) * (1 + len(PANEL))
+    # one sweep per feature, never one per pair (two runs)
+    assert run.sweeps == list(range(len(PANEL))) * 2
+    # one model load for both runs; per run: ⌈P/8⌉ baseline forwards and ⌈P_k/8⌉ per
+    # sweep, where P_k counts the prompts where feature k fires
+    assert run.loads == 1
+    per_run = math.ceil(len(PROMPTS) / 8) + sum(
+        math.ceil(n / 8) for n in oracle.prompts_firing.values()
+    )
+    assert run.forwards == 2 * per_run
     assert oracle.prompts_firing[5] == 0  # feature 5 never fires: no forward for it
+    assert run.report_again == run.report
+
+
+def test_batch_size_1_runs_the_old_budget_and_agrees(run: Run, oracle: Oracle) -> None:
+    """batch_size=1 is 0.0.1's loop (one forward per prompt and per firing
+    prompt); its report agrees with the batched one to float precision."""
+    v = quiet(run.validator, batch_size=1)
+    model = get_model(str(run.model_dir), "cpu").model
+    count: list[int] = []
+    handle = model.register_forward_pre_hook(lambda *_: count.append(1))
+    try:
+        rep = v.run()
+    finally:
+        handle.remove()
+    assert len(count) == len(PROMPTS) + sum(oracle.prompts_firing.values())
+    assert rep.n_tokens == run.report.n_tokens
+    for one, eight in zip(rep.pairs, run.report.pairs, strict=True):
+        assert (one.i, one.j, one.n_both_fire, one.n_either_fire) == (
+            eight.i, eight.j, eight.n_both_fire, eight.n_either_fire,
+        )  # fmt: skip
+        for name in ("jaccard", "kl_ablate_i", "kl_ablate_j", "pearson_activation"):
+            a, b = getattr(one, name), getattr(eight, name)
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-4, abs=1e-7)
 
 
 def test_report_metadata(run: Run) -> None:
@@ -282,8 +321,8 @@ def test_feature_id_out_of_checkpoint_range(run: Run, tmp_path: Path) -> None:
         v.validate(cands)
 
 
-def test_capture_block_inputs_matches_hidden_states(run: Run, oracle: Oracle) -> None:
-    x = rt.capture_block_inputs(str(run.model_dir), LAYER, PROMPTS, "cpu")
+def test_capture_activations_matches_hidden_states(run: Run, oracle: Oracle) -> None:
+    x = capture_activations(get_model(str(run.model_dir), "cpu"), HookPoint(LAYER), PROMPTS)
     tok = transformers.AutoTokenizer.from_pretrained(run.model_dir)
     model = transformers.AutoModelForCausalLM.from_pretrained(run.model_dir).eval()
     with torch.no_grad():

@@ -1,5 +1,6 @@
-"""BehaviouralValidator without torch: constructor checks, predict(), device
-resolution with a stub torch, block lookup, the missing-extra error."""
+"""BehaviouralValidator without torch: constructor checks (incl. the runtime
+options), predict(), the missing-extra error.  Device resolution and block
+lookup are tested with the runtime (tests/runtime)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,8 @@ import pytest
 import polygram
 from behavioural.beh_helpers import PANEL, make_validator, panel_dictionary, write_sae
 from polygram.behavioural import BehaviouralValidator
-from polygram.behavioural.runtime import hooked_block, require_torch, resolve_device
+from polygram.errors import HookError
+from polygram.runtime import require_torch
 
 make = make_validator
 
@@ -176,63 +177,6 @@ def test_predict_does_not_import_torch(sae_ckpt: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-# --- device resolution with a stub torch -----------------------------------------
-
-
-def stub_torch(cuda: bool, mps: bool | None) -> Any:
-    backends = (
-        SimpleNamespace()
-        if mps is None
-        else SimpleNamespace(mps=SimpleNamespace(is_available=lambda: mps))
-    )
-    return SimpleNamespace(cuda=SimpleNamespace(is_available=lambda: cuda), backends=backends)
-
-
-def test_resolve_device_explicit() -> None:
-    t = stub_torch(cuda=True, mps=True)
-    assert resolve_device(t, "cuda") == "cuda"
-    assert resolve_device(t, "CUDA") == "cuda"
-    assert resolve_device(t, "mps") == "mps"
-    assert resolve_device(t, "cpu") == "cpu"
-    none = stub_torch(cuda=False, mps=False)
-    assert resolve_device(none, "cpu") == "cpu"  # silent
-    with pytest.raises(ValueError, match="no CUDA device"):
-        resolve_device(none, "cuda")
-    with pytest.raises(ValueError, match="MPS backend is not"):
-        resolve_device(none, "mps")
-    with pytest.raises(ValueError, match="MPS backend is not"):
-        resolve_device(stub_torch(cuda=False, mps=None), "mps")
-    for bad in ("tpu", "gpu", 3):
-        with pytest.raises(ValueError, match="unsupported device"):
-            resolve_device(none, bad)  # type: ignore[arg-type]
-
-
-def test_resolve_device_auto() -> None:
-    assert resolve_device(stub_torch(cuda=True, mps=True), None) == "cuda"
-    assert resolve_device(stub_torch(cuda=False, mps=True), "auto") == "mps"
-    for req in (None, "auto", "", "AUTO"):
-        with pytest.warns(RuntimeWarning, match="running on CPU"):
-            assert resolve_device(stub_torch(cuda=False, mps=False), req) == "cpu"
-
-
-# --- block lookup -------------------------------------------------------------------
-
-
-def test_hooked_block_families() -> None:
-    gpt2 = SimpleNamespace(transformer=SimpleNamespace(h=["b0", "b1", "b2"]))
-    llama = SimpleNamespace(model=SimpleNamespace(layers=["l0", "l1"]))
-    assert hooked_block(gpt2, 2) == "b2"
-    assert hooked_block(llama, 1) == "l1"
-    with pytest.raises(IndexError, match="out of range"):
-        hooked_block(gpt2, 3)
-
-    class OddModel:
-        pass
-
-    with pytest.raises(ValueError, match="OddModel"):
-        hooked_block(OddModel(), 1)
-
-
 def test_missing_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     with pytest.raises(ImportError, match=r"polygram\[behavioural\]"):
@@ -251,3 +195,34 @@ def test_unknown_device_name_is_refused_at_construction(sae_ckpt: Path) -> None:
     with pytest.raises(ValueError, match="unsupported device 'tpu'"):
         make_validator(sae_ckpt, device="tpu")
     assert make_validator(sae_ckpt, device="CPU").device == "CPU"  # normalised only when resolved
+    assert make_validator(sae_ckpt, device="cuda:1").device == "cuda:1"  # checked at validate()
+    with pytest.raises(ValueError, match="unsupported device 'cuda:x'"):
+        make_validator(sae_ckpt, device="cuda:x")
+
+
+def test_runtime_options(sae_ckpt: Path) -> None:
+    v = make_validator(sae_ckpt)
+    assert (v.batch_size, v.dtype, v.context_size, v.prepend_bos, v.hook, v.block_path) == (
+        8, "auto", None, None, "resid_pre", None,
+    )  # fmt: skip
+    v = make_validator(sae_ckpt, batch_size=3, dtype="BFloat16", context_size=16, hook="mlp_out")
+    assert (v.batch_size, v.dtype, v.context_size, v.hook) == (3, "bfloat16", 16, "mlp_out")
+    for kw, needle in (
+        ({"batch_size": 0}, "batch_size: got 0"),
+        ({"batch_size": True}, "batch_size: got True"),
+        ({"context_size": 0}, "context_size: got 0"),
+        ({"context_size": 2.5}, "context_size: got 2.5"),
+        ({"dtype": "fp8"}, "dtype: got 'fp8'"),
+        ({"prepend_bos": "yes"}, "prepend_bos: got 'yes'"),
+    ):
+        with pytest.raises(ValueError, match=needle):
+            make_validator(sae_ckpt, **kw)
+    with pytest.raises(HookError, match="hook: got 'resid_mid'; expected one of resid_pre"):
+        make_validator(sae_ckpt, hook="resid_mid")
+
+
+def test_layer_zero_rule_is_for_resid_pre_only(sae_ckpt: Path) -> None:
+    with pytest.raises(ValueError, match="structural dead zone"):
+        make_validator(sae_ckpt, layer=0)
+    for kind in ("resid_post", "attn_out", "mlp_out"):  # block 0's output / sub-layers: fine
+        assert make_validator(sae_ckpt, layer=0, hook=kind).layer == 0

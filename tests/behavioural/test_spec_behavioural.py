@@ -324,7 +324,7 @@ def test_readme_section_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
 @pytest.mark.torch
 def test_kl_rows_by_hand_and_zero_probability_tokens() -> None:
     torch = pytest.importorskip("torch")
-    from polygram.behavioural.runtime import kl_rows
+    from polygram.behavioural.sweeps import kl_rows
 
     p = torch.tensor([[0.5, 0.25, 0.25]], dtype=torch.float32)
     q = torch.tensor([[0.25, 0.25, 0.5]], dtype=torch.float32)

@@ -447,7 +447,7 @@ def test_run_prints_progress(sae: Path, tmp_path: Path, capsys: pytest.CaptureFi
 def test_run_with_prompts_equals_cached_capture(tiny_model_dir: Path, tmp_path: Path) -> None:
     from behavioural.beh_helpers import PROMPTS, write_sae
 
-    from polygram.behavioural.runtime import capture_block_inputs
+    from polygram.runtime import HookPoint, capture_activations, get_model
 
     sae = tmp_path / "sae.safetensors"
     write_sae(sae, n_sae=24, d_model=32, seed=3)
@@ -460,7 +460,7 @@ def test_run_with_prompts_equals_cached_capture(tiny_model_dir: Path, tmp_path: 
     }
     live = EpochCompressor(sae, PROMPTS, 2, **common)
     a = live.run(tmp_path / "a.safetensors").report
-    x = capture_block_inputs(str(tiny_model_dir), 2, PROMPTS, "cpu")
+    x = capture_activations(get_model(tiny_model_dir, "cpu"), HookPoint(2), PROMPTS)
     assert live.debug["n_tokens"] == x.shape[0] > 0
     cached = EpochCompressor(sae, [], 2, cached_residuals=x, **common)
     b = cached.run(tmp_path / "b.safetensors").report

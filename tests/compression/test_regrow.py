@@ -253,14 +253,14 @@ def test_prompts_path_equals_the_cached_capture(tiny_model_dir: Path, tmp_path: 
     pytest.importorskip("torch")
     from behavioural.beh_helpers import D_MODEL, PROMPTS
 
-    from polygram.behavioural.runtime import capture_block_inputs
+    from polygram.runtime import HookPoint, capture_activations, get_model
 
     sae = synth_sae(tmp_path / "sae.safetensors", n=16, d=D_MODEL)
     common = {"strategy": "residual_kmeans", "zeroed": ZEROED, "seed": 1}
     live = Regrower(
         sae, prompts=PROMPTS, model_name=str(tiny_model_dir), layer=2, device="cpu", **common
     )
-    x = capture_block_inputs(str(tiny_model_dir), 2, PROMPTS, "cpu")
+    x = capture_activations(get_model(tiny_model_dir, "cpu"), HookPoint(2), PROMPTS)
     cached = Regrower(sae, cached_residuals=x, **common)
     a = load_file(str(live.run(tmp_path / "a.safetensors").output_checkpoint))
     b = load_file(str(cached.run(tmp_path / "b.safetensors").output_checkpoint))

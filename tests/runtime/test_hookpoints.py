@@ -58,7 +58,7 @@ def test_constructor_refuses() -> None:
         with pytest.raises(HookError, match=r"layer: got .*integer >= 0"):
             HookPoint(bad)  # type: ignore[arg-type]
     with pytest.raises(HookError):
-        HookPoint.parse(7)  # type: ignore[arg-type]
+        HookPoint.parse(7)
 
 
 def test_table_covers_the_spec_rows() -> None:

@@ -5,8 +5,8 @@ Two stages: :meth:`~BehaviouralValidator.predict` enumerates every panel
 pair with its polygram overlap ``|G_ij|²`` and decoder cos² (numpy and the
 safetensors row reader only, never torch); :meth:`~BehaviouralValidator.validate`
 runs the model — one baseline pass, then one ablation sweep per selected
-feature — and fills in co-firing and ablation-KL statistics
-(``polygram.behavioural.runtime``, imported lazily).
+feature, batched through :mod:`polygram.runtime` — and fills in co-firing
+and ablation-KL statistics (``polygram.behavioural.sweeps``, imported lazily).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 
 from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
 from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
-from polygram.behavioural.runtime import check_device
 from polygram.dictionary import Dictionary
+from polygram.errors import HookError
+from polygram.runtime import HOOK_KINDS, check_device, check_dtype
 from polygram.sae.records import selected_ids
 
 __all__ = ["LAYER_ZERO_NOTE", "MAX_FEATURES_PER_DICTIONARY", "BehaviouralValidator"]
@@ -64,12 +65,21 @@ class BehaviouralValidator:
 
     ``dictionary`` is the Dictionary built from ``feature_ids`` (same order,
     e.g. by ``from_sae_lens``); ``sae_checkpoint`` a local ``.safetensors``
-    holding ``W_enc, b_enc, W_dec, b_dec``; ``layer`` the block whose *input*
-    (residual stream before the block) the SAE reads.  A pair is confirmed
-    when ``polygram_overlap >= polygram_overlap_threshold``,
-    ``jaccard >= jaccard_threshold`` and ``n_both_fire >= min_both_fire``.
+    holding ``W_enc, b_enc, W_dec, b_dec``; ``layer`` and ``hook`` the hook
+    point the SAE reads (``resid_pre``, the block's input, by default; also
+    ``resid_post``, ``attn_out``, ``mlp_out``).  A pair is confirmed when
+    ``polygram_overlap >= polygram_overlap_threshold``, ``jaccard >=
+    jaccard_threshold`` and ``n_both_fire >= min_both_fire``.
     ``min_firing_rate`` only warns.  ``progress`` prints one stderr line per
     stage and sweep.
+
+    Runtime (docs/runtime.md): ``batch_size`` prompts per forward
+    (right-padded, masked; results agree with batch 1 to float precision),
+    ``device`` (``auto|cpu|mps|cuda|cuda:N``), ``dtype``
+    (``auto|float32|bfloat16|float16``), ``context_size`` (prompts are cut to
+    it; None: the model's own limit), ``prepend_bos`` (None: the tokenizer's
+    default), ``block_path`` (the block list of a model outside the hook
+    table; residual hooks only).
     """
 
     dictionary: Dictionary
@@ -85,6 +95,12 @@ class BehaviouralValidator:
     allow_layer_zero: bool = False
     device: str | None = None
     progress: bool = True
+    batch_size: int = 8
+    dtype: str = "auto"
+    context_size: int | None = None
+    prepend_bos: bool | None = None
+    hook: str = "resid_pre"
+    block_path: str | None = None
     _decoder_rows_cache: np.ndarray | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -117,7 +133,9 @@ class BehaviouralValidator:
         if isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0:
             raise ValueError(f"layer: got {layer!r}; must be an integer >= 0 (a block index)")
         self.layer = int(layer)
-        if self.layer == 0:
+        if self.hook not in HOOK_KINDS:
+            raise HookError(f"hook: got {self.hook!r}; expected one of {', '.join(HOOK_KINDS)}")
+        if self.layer == 0 and self.hook == "resid_pre":
             if not self.allow_layer_zero:
                 raise ValueError(LAYER_ZERO_NOTE)
             warnings.warn(LAYER_ZERO_NOTE, RuntimeWarning, stacklevel=3)
@@ -138,6 +156,16 @@ class BehaviouralValidator:
         if not isinstance(self.model_name, str) or not self.model_name:
             raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
         check_device(self.device)  # the name only; availability is checked by validate()
+        self.dtype = check_dtype(self.dtype)
+        for name, low in (("batch_size", 1), ("context_size", 1)):
+            value = getattr(self, name)
+            if value is None and name == "context_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(f"{name}: got {value!r}; must be an integer >= {low}")
+            setattr(self, name, int(value))
+        if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
+            raise ValueError(f"prepend_bos: got {self.prepend_bos!r}; expected True, False or None")
 
     # ------------------------------------------------------------------ predict
     def predict(self) -> list[CandidatePair]:
@@ -163,8 +191,10 @@ class BehaviouralValidator:
     def validate(self, candidates: Sequence[CandidatePair] | None = None) -> ValidationReport:
         """Run the model (torch + transformers, the ``[behavioural]`` extra)
         and aggregate ``candidates`` (default: :meth:`predict`) into a report.
-        Cost: ``len(prompts) × (1 + len(feature_ids))`` forwards at most."""
-        from polygram.behavioural.runtime import run_validation
+        Cost: ``⌈P/B⌉ + Σ_k ⌈P_k/B⌉`` forwards for ``P`` prompts, batch size
+        ``B`` and ``P_k`` prompts where feature ``k`` fires; the model is loaded
+        once per process (:func:`polygram.runtime.get_model`)."""
+        from polygram.behavioural.sweeps import run_validation
 
         if candidates is None:
             candidates = self.predict()

@@ -44,7 +44,7 @@ def _float(text: str) -> float:
 
 
 def add_parsers(sub: Any) -> None:
-    from polygram.behavioural.runtime import DEVICES
+    from polygram.cli.runtime_args import add_device_arg
 
     p = sub.add_parser(
         _NAME,
@@ -71,7 +71,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--layer", type=int, default=10, help="block whose input the SAE reads")
     p.add_argument("--model", default="gpt2", help="model name or local directory")
     p.add_argument("--strategy", choices=("zero",), default="zero")
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    add_device_arg(p)
     p.add_argument("--coverage-target", type=_float, default=0.95, metavar="F")
     p.add_argument("--cosine-threshold", type=_float, default=0.30, metavar="F")
     p.add_argument("--n-visits-per-feature", type=int, default=3, metavar="INT")

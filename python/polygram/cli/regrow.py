@@ -45,7 +45,7 @@ def _zeroed_list(text: str) -> list[int]:
 
 
 def add_parsers(sub: Any) -> None:
-    from polygram.behavioural.runtime import DEVICES
+    from polygram.cli.runtime_args import add_device_arg
     from polygram.compression.regrow import RegrowStrategy
 
     p = sub.add_parser(
@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
     acts.add_argument("--prompts", metavar="PATH", help="one prompt per line (# comments)")
     p.add_argument("--layer", type=int, default=10, help="block whose input is captured")
     p.add_argument("--model", default="gpt2", help="model name or local directory")
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    add_device_arg(p)
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     p.add_argument("--n-init", type=int, default=4, help="k-means restarts (default 4)")
     p.set_defaults(handler=cmd_regrow)

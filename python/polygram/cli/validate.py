@@ -3,7 +3,8 @@ checkpoint, a prompts file and a model → a ValidationReport JSON (and CSV).
 
 Input problems — a missing file (``polygram: …``), an empty prompts file, a
 malformed ``--feature-ids``, a count or id mismatch, an unreadable JSON, a
-refused Dictionary or validator setting, a missing torch/transformers
+refused Dictionary or validator setting, a missing torch/transformers, a
+device that is not there, a model outside the hook table
 (``polygram validate: …``) — print one line on stderr and exit 2, like
 argparse's own usage errors.  Failures during the run itself (an
 out-of-range layer, an SAE that does not fit the model, a report that
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from polygram.behavioural.prompts import read_prompts
-from polygram.cli.io import CommandError, add_knob_flags, encoding_of
+from polygram.cli.io import CommandError, add_knob_flags, encoding_of, error_text
 
 __all__ = ["add_parsers", "cmd_validate"]
 
@@ -36,15 +37,17 @@ def _say(text: str) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    from polygram.behavioural.runtime import DEVICES
+    from polygram.cli.runtime_args import add_runtime_args, positive_int
+    from polygram.runtime.hookpoints import HOOK_KINDS
 
     p = sub.add_parser(
         "validate",
         help="check Polygram's pair overlaps against SAE co-firing and ablation in a real model",
         description=(
             "Predict every pair's polygram overlap, run the model over the prompts (one "
-            "baseline pass, one ablation sweep per feature) and write a ValidationReport: "
-            "Jaccard co-firing, ablation KL, the three-term gate and its confirmed pairs."
+            "baseline pass, one ablation sweep per feature, --batch-size prompts per forward) "
+            "and write a ValidationReport: Jaccard co-firing, ablation KL, the three-term gate "
+            "and its confirmed pairs."
         ),
     )
     p.add_argument(
@@ -73,7 +76,14 @@ def add_parsers(sub: Any) -> None:
         help="text file, one prompt per line (blank and #-lines skipped)",
     )
     p.add_argument(
-        "--layer", required=True, type=int, help="block whose input the SAE reads (>= 1)"
+        "--layer", required=True, type=int, help="block the SAE reads at (>= 1 for resid_pre)"
+    )
+    p.add_argument(
+        "--hook",
+        choices=HOOK_KINDS,
+        default="resid_pre",
+        help="where in the block: its input (resid_pre, default), output (resid_post), or "
+        "what attention / the MLP adds (attn_out, mlp_out)",
     )
     p.add_argument(
         "--model", default="gpt2", help="Hugging Face model name or local directory (gpt2)"
@@ -87,7 +97,25 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="run at layer 0 anyway (ablation-KL is uninformative there)",
     )
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    add_runtime_args(p)
+    p.add_argument(
+        "--context-size",
+        type=positive_int,
+        metavar="N",
+        help="cut prompts to their first N tokens (default: the model's limit)",
+    )
+    p.add_argument(
+        "--prepend-bos",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put BOS before every prompt, or never (default: the tokenizer's own choice)",
+    )
+    p.add_argument(
+        "--block-path",
+        metavar="PATH",
+        help="dotted path of the block list of a model outside the hook table "
+        "(resid_pre / resid_post only), e.g. model.layers",
+    )
     add_knob_flags(p)
     p.add_argument("--output", required=True, metavar="PATH", help="ValidationReport JSON")
     p.add_argument("--csv", metavar="PATH", help="also write the pairs as CSV")
@@ -153,9 +181,28 @@ def _build(args: argparse.Namespace) -> Any:
             min_both_fire=args.min_both_fire,
             allow_layer_zero=args.allow_layer_zero,
             device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            context_size=args.context_size,
+            prepend_bos=args.prepend_bos,
+            hook=args.hook,
+            block_path=args.block_path,
         )
     except ValueError as e:
         raise _ValidateError(str(e)) from None
+
+
+def _check_model(validator: Any) -> None:
+    """What can be refused before any forward: the device (resolved once, so
+    ``auto`` warns once) and the model's family (loading it into the cache
+    the run then reuses)."""
+    from polygram.runtime import get_model, n_layers, require_torch, resolve_device
+
+    require_torch("polygram validate")
+    validator.device = resolve_device(validator.device)
+    n_layers(
+        get_model(validator.model_name, validator.device, validator.dtype), validator.block_path
+    )
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -182,9 +229,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except _ValidateError as e:
         print(f"polygram validate: {e}", file=sys.stderr)
         return _EXIT_USAGE
+    try:
+        _check_model(validator)
+    except ImportError as e:
+        print(f"polygram validate: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    except (ValueError, OSError) as e:  # no such device or model, a family outside the table
+        print(f"polygram validate: {error_text(e)}", file=sys.stderr)
+        return _EXIT_USAGE
     _say(
         f"{len(validator.feature_ids)} features, {len(validator.prompts)} prompts, "
-        f"model {validator.model_name!r}, layer {validator.layer}, device {args.device}"
+        f"model {validator.model_name!r}, blocks.{validator.layer}.hook_{validator.hook}, "
+        f"device {validator.device}, batch size {validator.batch_size}"
     )
     _say(f"report → {output}" + (f", csv → {Path(args.csv).resolve()}" if args.csv else ""))
     try:

@@ -39,7 +39,6 @@ from polygram.behavioural.report import (
     ValidationReport,
     ValidationSummary,
 )
-from polygram.behavioural.runtime import check_device
 from polygram.compression.clusters import connected_components
 from polygram.compression.compressor import Compressor, decoder_dictionary
 from polygram.compression.epoch_report import (
@@ -50,6 +49,7 @@ from polygram.compression.epoch_report import (
 )
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
 from polygram.errors import CompressionError
+from polygram.runtime.devices import check_device
 from polygram.sae.checkpoint import (
     CANONICAL_KEYS,
     checkpoint_stem,
@@ -449,9 +449,10 @@ class EpochCompressor:
     def _residuals(self) -> np.ndarray:
         if self.cached_residuals is not None:
             return self.cached_residuals
-        from polygram.behavioural.runtime import capture_block_inputs
+        from polygram.runtime import HookPoint, capture_activations, get_model
 
-        return capture_block_inputs(self.model_name, self.layer, self.prompts, self.device)
+        model = get_model(self.model_name, self.device)
+        return capture_activations(model, HookPoint(self.layer), self.prompts)
 
     @property
     def debug(self) -> dict[str, Any]:

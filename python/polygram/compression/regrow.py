@@ -25,9 +25,9 @@ import numpy as np
 
 from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
-from polygram.behavioural.runtime import check_device
 from polygram.compression.choices import REGROW_STRATEGIES
 from polygram.errors import CompressionError, missing
+from polygram.runtime.devices import check_device
 from polygram.sae.checkpoint import (
     checkpoint_stem,
     distinct_output,
@@ -442,10 +442,11 @@ class Regrower:
     def _residuals(self) -> np.ndarray:
         if self.cached_residuals is not None:
             return self.cached_residuals
-        from polygram.behavioural.runtime import capture_block_inputs
+        from polygram.runtime import HookPoint, capture_activations, get_model
 
         assert self.prompts is not None
-        return capture_block_inputs(self.model_name, self.layer, self.prompts, self.device)
+        model = get_model(self.model_name, self.device)
+        return capture_activations(model, HookPoint(self.layer), self.prompts)
 
     def plan(self) -> RegrowPlan:
         """Run the k-means and stage the rewritten tensors (memoised)."""

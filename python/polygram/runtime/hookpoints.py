@@ -52,7 +52,7 @@ class HookPoint:
             )
 
     @classmethod
-    def parse(cls, name: str) -> HookPoint:
+    def parse(cls, name: object) -> HookPoint:
         """``blocks.<L>.hook_<kind>`` → ``HookPoint(L, kind)``; anything else is HookError."""
         m = _NAME.match(name) if isinstance(name, str) else None
         if m is None:

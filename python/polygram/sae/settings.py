@@ -6,19 +6,19 @@ reports record them as ``sae_settings``.  A flag that contradicts the cfg on
 what the SAE *is* (architecture, ``k``, hook, the forward's options) is a
 :class:`SettingsConflictError`; one that only changes how it is *run*
 (model name, ``context_size``, ``prepend_bos``) wins with a RuntimeWarning.
-The hook-name grammar of spec 16 §3.1 lives here because the cfg is where
-hook names arrive; ``polygram.runtime`` maps them onto model modules.
+Hook names arrive in the cfg; their grammar (spec 16 §3.1) is
+:class:`polygram.runtime.HookPoint`'s, which also maps them onto model modules.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from polygram.errors import HookError, PolygramDefaultWarning, SettingsConflictError
+from polygram.runtime.hookpoints import HOOK_KINDS, HookPoint
 from polygram.sae.architecture import check_normalize_activations
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ __all__ = [
 
 SettingSource = Literal["explicit", "cfg", "inferred", "default"]
 SETTING_SOURCES: tuple[str, ...] = ("explicit", "cfg", "inferred", "default")
-HOOK_KINDS: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out")
-_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post|attn_out|mlp_out)$")
 
 #: The fallbacks of regrow / compress-epoch when neither flag nor cfg says (warned).
 FALLBACK_MODEL = "gpt2"
@@ -48,18 +46,13 @@ FALLBACK_LAYER = 10
 
 def parse_hook_name(name: object) -> tuple[int, str]:
     """``blocks.<L>.hook_<kind>`` → ``(L, kind)``, else :class:`HookError`."""
-    m = _HOOK.match(name) if isinstance(name, str) else None
-    if m is None:
-        raise HookError(
-            f"hook name {name!r} is not supported: expected blocks.<L>.hook_<kind> with kind "
-            f"one of {', '.join(HOOK_KINDS)}"
-        )
-    return int(m.group(1)), m.group(2)
+    hook = HookPoint.parse(name)
+    return hook.layer, hook.kind
 
 
 def format_hook_name(layer: int, kind: str) -> str:
     """The TransformerLens name of hook ``kind`` at block ``layer``."""
-    return f"blocks.{layer}.hook_{kind}"
+    return HookPoint(layer, kind).name
 
 
 @dataclass(frozen=True)
