@@ -83,7 +83,7 @@ def build_inputs(work: Path, width: int, n_layers: int, heads: int, name: str) -
 
     out = work / name
     if not out.exists():
-        build_tiny_model("gpt2", out, width=width, n_layers=n_layers, n_head=heads)
+        build_tiny_model("gpt2", out, width=width, n_layers=n_layers, n_head=heads, n_positions=256)
     return out
 
 
