@@ -1,14 +1,24 @@
 """Stubs of the compiled module ``polygram._core`` (kept honest by tests/test_stubs.py)."""
 
+from collections.abc import Sequence
 from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: Final[str]
+HEA_MAX_QUBITS: Final[int]
+HEA_MAX_DEPTH: Final[int]
+HEA_MAX_ROTATIONS: Final[int]
+SCAN_MAX_AXES: Final[int]
+MAX_CLUSTERS: Final[int]
+BUDGET_SMALL_BYTES: Final[int]
 
 class KernelError(ValueError):
     """A kernel argument is out of its domain."""
+
+class MemoryBudgetError(KernelError):
+    """The work would need more memory than the budget allows; refused before allocating."""
 
 @final
 class Encoder:
@@ -17,8 +27,8 @@ class Encoder:
     def __new__(
         cls,
         kind: str,
-        n_qubits: int = 3,
-        depth: int = 1,
+        n_qubits: int | None = None,
+        depth: int | None = None,
         rotations: list[str] = ...,
         entangler: str = "ring",
     ) -> Encoder: ...
@@ -42,9 +52,9 @@ class Scan:
         cls,
         encoder: Encoder,
         base: npt.NDArray[np.float64],
-        slots: list[list[int]],
+        slots: Sequence[Sequence[int]],
         values: list[npt.NDArray[np.float64]],
-        clusters: list[int],
+        clusters: Sequence[int],
         n_clusters: int,
     ) -> Scan: ...
     @property
@@ -63,6 +73,14 @@ class Scan:
 
 def set_num_threads(n: int) -> None: ...
 def num_threads() -> int: ...
+def memory_budget(override_bytes: int | None = None) -> tuple[int, str]:
+    """``(bytes, source)`` one result may use (override, ``$POLYGRAM_MAX_GRID_BYTES`` or
+    half of physical memory), never above :func:`memory_headroom`."""
+
+def memory_headroom() -> tuple[int, str]:
+    """``(bytes, source)`` any one call may allocate now: the least of available memory,
+    ``RLIMIT_AS`` above the process size and the memory cgroup's room."""
+
 def connected_components(
     edges: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -138,7 +138,7 @@ class HEA_Rung2:
     kind: ClassVar[str] = "hea"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "depth", _integer("depth", self.depth, 1, None))
+        object.__setattr__(self, "depth", _integer("depth", self.depth, 1, _core.HEA_MAX_DEPTH))
         if self.entangler not in _ENTANGLERS:
             raise DictionaryError(
                 f"HEA_Rung2.entangler: got {self.entangler!r}; allowed {', '.join(_ENTANGLERS)}"
@@ -149,13 +149,19 @@ class HEA_Rung2:
             rots = tuple(rots)
         except TypeError:
             rots = ()
-        if not rots or any(r not in _ROTATIONS for r in rots):
+        if (
+            not rots
+            or len(rots) > _core.HEA_MAX_ROTATIONS
+            or any(r not in _ROTATIONS for r in rots)
+        ):
             raise DictionaryError(
-                f"HEA_Rung2.rotations: got {self.rotations!r}; "
-                f"must be a non-empty sequence with entries in {', '.join(_ROTATIONS)}"
+                f"HEA_Rung2.rotations: got {self.rotations!r}; must be a non-empty sequence "
+                f"of at most {_core.HEA_MAX_ROTATIONS} entries in {', '.join(_ROTATIONS)}"
             )
         object.__setattr__(self, "rotations", rots)
-        object.__setattr__(self, "n_qubits", _integer("n_qubits", self.n_qubits, 1, 20))
+        object.__setattr__(
+            self, "n_qubits", _integer("n_qubits", self.n_qubits, 1, _core.HEA_MAX_QUBITS)
+        )
         b = self.tier_separation_bound
         # bool is an int subclass: True would silently mean a bound of 1.
         if b is not None and (

@@ -9,7 +9,7 @@ offending value and what is allowed.
 
 from __future__ import annotations
 
-from polygram._core import KernelError
+from polygram._core import KernelError, MemoryBudgetError
 
 __all__ = [
     "CapacityError",
@@ -19,6 +19,7 @@ __all__ = [
     "GridTooLargeError",
     "KernelError",
     "KnobError",
+    "MemoryBudgetError",
     "MissingDependencyError",
     "OutputError",
     "PolygramError",
@@ -54,8 +55,9 @@ class ExperimentError(PolygramError, ValueError):
     """An invalid Experiment or Cancellation configuration."""
 
 
-class GridTooLargeError(ExperimentError):
-    """A grid whose returned arrays would not fit in the memory budget."""
+class GridTooLargeError(ExperimentError, MemoryBudgetError):
+    """A grid whose returned arrays would not fit in the memory budget (a
+    :class:`MemoryBudgetError`, like the kernels' own refusals)."""
 
 
 class EmissionError(PolygramError, ValueError):

@@ -30,7 +30,8 @@ def hea(encoding: HEA_Rung2, **theta: np.ndarray) -> Dictionary:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"depth": 0}, r"depth: got 0; must be an int >= 1"),
+        ({"depth": 0}, r"depth: got 0; must be an int in \[1, 1024\]"),
+        ({"depth": 10**6}, r"depth: got 1000000; must be an int in \[1, 1024\]"),
         ({"depth": -1}, "depth"),
         ({"depth": 1.0}, "depth: got 1.0"),
         ({"depth": True}, "depth: got True"),

@@ -140,8 +140,8 @@ def test_unusable_rotations_raise_value_error(rotations: object) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"depth": 0}, "depth >= 1"),
-        ({"depth": -2}, "depth >= 1"),
+        ({"depth": 0}, r"depth: got 0; must be an int in \[1, 1024\]"),
+        ({"depth": -2}, r"depth: got -2; must be an int in \[1, 1024\]"),
         ({"depth": 2, "rotations": ("Ry", "Rq")}, "'Rq'"),
         ({"depth": 2, "rotations": ()}, "non-empty"),
         ({"depth": 2, "entangler": "all-to-all"}, "entangler"),

@@ -1,5 +1,5 @@
 //! Criterion benches of the core kernels: MPS states, Gram matrices (MPS and
-//! HEA), a full 200×200 interference sweep, a 1000×1000 cancellation grid and
+//! HEA), a full 200×200 interference sweep, 1000² and 4096² cancellation grids and
 //! union-find components of 10^5 / 10^6 random edges.
 //!
 //! The workloads mirror `benches/compare.py`: the quickstart dictionary of the
@@ -16,10 +16,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::{array, Array2};
 use polygram_core::encoding::mps;
 use polygram_core::gram::{gram, states};
-use polygram_core::scan::{best_index, Axis, Scan, SWEEP_STATS};
+use polygram_core::scan::{Axis, Scan};
 use polygram_core::tiers::Tiers;
 use polygram_core::union_find::components;
-use polygram_core::{Encoding, Entangler, Hea, Rotation, C64};
+use polygram_core::{Ctx, Encoding, Entangler, Hea, Rotation};
 
 /// Knob columns of the MPS encoding.
 const WIDTH: usize = 4;
@@ -72,7 +72,7 @@ fn phi_scan(n: usize, hi: f64) -> Scan {
             values: linspace(0.0, hi, n),
         },
     ];
-    Scan::new(Encoding::Mps, quickstart().view(), axes).expect("valid scan")
+    Scan::new(Encoding::Mps, quickstart().view(), axes, &Ctx::serial()).expect("valid scan")
 }
 
 fn tiers() -> Tiers {
@@ -93,7 +93,9 @@ fn bench_states(c: &mut Criterion) {
     });
     let t8 = eight_features();
     g.bench_function("states_8_features", |b| {
-        b.iter(|| states(&Encoding::Mps, black_box(t8.view())).expect("valid table"))
+        b.iter(|| {
+            states(&Encoding::Mps, black_box(t8.view()), &Ctx::serial()).expect("valid table")
+        })
     });
     g.finish();
 }
@@ -103,7 +105,9 @@ fn bench_gram(c: &mut Criterion) {
     let tables = [("mps", 4, quickstart()), ("mps", 8, eight_features())];
     for (name, n, table) in &tables {
         g.bench_with_input(BenchmarkId::new(*name, n), table, |b, t| {
-            b.iter(|| gram(&Encoding::Mps, black_box(t.view())).expect("valid table"))
+            b.iter(|| {
+                gram(&Encoding::Mps, black_box(t.view()), &Ctx::serial()).expect("valid table")
+            })
         });
     }
     // AnimalsHea layout: 3 qubits, depth 2, (Ry, Rz) layers, ring entangler.
@@ -113,7 +117,7 @@ fn bench_gram(c: &mut Criterion) {
         ((f * 7 + k) as f64 * 0.37).sin() * 1.5
     });
     g.bench_with_input(BenchmarkId::new("hea_3q_d2", 4), &theta, |b, t| {
-        b.iter(|| gram(&enc, black_box(t.view())).expect("valid table"))
+        b.iter(|| gram(&enc, black_box(t.view()), &Ctx::serial()).expect("valid table"))
     });
     g.finish();
 }
@@ -122,16 +126,13 @@ fn bench_sweep(c: &mut Criterion) {
     let mut g = c.benchmark_group("sweep");
     g.sample_size(20);
     let (scan, tiers) = (phi_scan(200, PI), tiers());
-    let (p, n) = (scan.n_points(), scan.n_features());
-    let mut gram = vec![C64::new(0.0, 0.0); p * n * n];
-    let mut ranks = vec![0u8; p * n];
-    let mut stats = vec![0.0; p * SWEEP_STATS];
-    g.throughput(Throughput::Elements(p as u64));
+    g.throughput(Throughput::Elements(scan.n_points() as u64));
     g.bench_function("200x200", |b| {
         b.iter(|| {
-            scan.sweep_chunk(0..p, &tiers, (0, 2), &mut gram, &mut ranks, &mut stats)
-                .expect("valid buffers");
-            black_box(stats[0])
+            let s = scan
+                .sweep(&tiers, (0, 2), &Ctx::serial())
+                .expect("valid scan");
+            black_box(s.stats[[0, 0]])
         })
     });
     g.finish();
@@ -140,26 +141,17 @@ fn bench_sweep(c: &mut Criterion) {
 fn bench_grid(c: &mut Criterion) {
     let mut g = c.benchmark_group("cancellation_grid");
     g.sample_size(10);
-    let (scan, tiers) = (phi_scan(1000, 2.0 * PI), tiers());
-    let p = scan.n_points();
-    let mut overlaps = vec![0.0; p];
-    let mut feasible = vec![false; p];
-    g.throughput(Throughput::Elements(p as u64));
-    g.bench_function("1000x1000_preserve_tiers", |b| {
-        b.iter(|| {
-            scan.grid_chunk(
-                0..p,
-                &tiers,
-                (0, 2),
-                true,
-                &mut overlaps,
-                &mut feasible,
-                None,
-            )
-            .expect("valid buffers");
-            best_index(&overlaps, &feasible)
-        })
-    });
+    for n in [1000usize, 4096] {
+        let (scan, tiers) = (phi_scan(n, 2.0 * PI), tiers());
+        g.throughput(Throughput::Elements(scan.n_points() as u64));
+        g.bench_function(format!("{n}x{n}_preserve_tiers"), |b| {
+            b.iter(|| {
+                scan.grid(&tiers, (0, 2), true, false, &Ctx::serial())
+                    .expect("valid scan")
+                    .best
+            })
+        });
+    }
     g.finish();
 }
 

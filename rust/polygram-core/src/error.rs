@@ -8,7 +8,10 @@ pub enum Error {
     /// An argument is out of its domain: `field` names it, `message` says
     /// what was given and what is allowed.
     Invalid { field: String, message: String },
-    /// The caller asked to stop (Ctrl-C) between two chunks of work.
+    /// The work would need more memory than the budget allows (or than an
+    /// address space holds): refused before anything is allocated.
+    TooLarge { field: String, message: String },
+    /// The caller asked to stop (Ctrl-C).
     Interrupted,
 }
 
@@ -21,12 +24,21 @@ impl Error {
             message: message.into(),
         }
     }
+
+    pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::TooLarge {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid { field, message } => write!(f, "{field}: {message}"),
+            Error::Invalid { field, message } | Error::TooLarge { field, message } => {
+                write!(f, "{field}: {message}")
+            }
             Error::Interrupted => write!(f, "interrupted"),
         }
     }

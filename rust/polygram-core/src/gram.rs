@@ -1,10 +1,9 @@
 //! States, Gram matrices, the `M + V·cos δ` table and Schmidt ranks.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
-use rayon::prelude::*;
-
+use crate::ctx::Ctx;
 use crate::encoding::{mps, rung3, Encoding};
-use crate::{Error, Result, C64};
+use crate::{budget, size, Error, Result, C64};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 /// Singular values at or below this count as zero in [`schmidt_rank`].
 pub const SCHMIDT_TOL: f64 = 1e-9;
@@ -19,7 +18,8 @@ pub fn inner(a: &[C64], b: &[C64]) -> C64 {
     acc
 }
 
-fn check(enc: &Encoding, table: &ArrayView2<f64>) -> Result<()> {
+/// A knob table the encoding can read, as one contiguous row-major copy.
+fn checked_table(enc: &Encoding, table: &ArrayView2<f64>) -> Result<Vec<f64>> {
     if table.ncols() != enc.width() {
         return Err(Error::invalid(
             "params",
@@ -31,18 +31,32 @@ fn check(enc: &Encoding, table: &ArrayView2<f64>) -> Result<()> {
         ));
     }
     let flat: Vec<f64> = table.iter().copied().collect();
-    enc.check_table(&flat, table.nrows())
+    enc.check_table(&flat, table.nrows())?;
+    Ok(flat)
 }
 
 /// States of every row of a knob table: `n_features × dim`.
-pub fn states(enc: &Encoding, table: ArrayView2<f64>) -> Result<Array2<C64>> {
-    check(enc, &table)?;
-    let mut out = Array2::<C64>::zeros((table.nrows(), enc.dim()));
-    for (row, mut s) in table.rows().into_iter().zip(out.rows_mut()) {
-        let r: Vec<f64> = row.to_vec();
-        enc.state_into(&r, s.as_slice_mut().expect("fresh arrays are contiguous"));
-    }
-    Ok(out)
+pub fn states(enc: &Encoding, table: ArrayView2<f64>, ctx: &Ctx) -> Result<Array2<C64>> {
+    let flat = checked_table(enc, &table)?;
+    let (n, w, d) = (table.nrows(), enc.width(), enc.dim());
+    budget::check(
+        "params",
+        &format!("the states of {n} features of dimension {d}"),
+        size::bytes_of::<C64>(&[n, d]),
+    )?;
+    let mut out = vec![C64::new(0.0, 0.0); n * d];
+    let items = out
+        .chunks_mut(d.max(1))
+        .zip(flat.chunks(w.max(1)))
+        .collect();
+    ctx.each(items, |(s, row)| enc.state_into(row, s, ctx))?;
+    Array2::from_shape_vec((n, d), out).map_err(shape_error)
+}
+
+/// Buffers are sized from the shapes they become; this is only the error a
+/// mismatch would be.
+fn shape_error(e: ndarray::ShapeError) -> Error {
+    Error::invalid("internal", format!("output shape: {e}"))
 }
 
 /// Gram of state rows: `G_ij = ⟨ψ_i|ψ_j⟩`, Hermitian by construction.
@@ -62,39 +76,71 @@ pub fn gram_of_states(states: ArrayView2<C64>) -> Array2<C64> {
 
 /// Gram of a knob table, through the encoding's representation and inner
 /// product (Rung-3: exactly `G_MPS · a`, see [`Encoding::repr_into`]).
-pub fn gram(enc: &Encoding, table: ArrayView2<f64>) -> Result<Array2<C64>> {
-    check(enc, &table)?;
-    Ok(gram_unchecked(enc, table))
+pub fn gram(enc: &Encoding, table: ArrayView2<f64>, ctx: &Ctx) -> Result<Array2<C64>> {
+    let flat = checked_table(enc, &table)?;
+    let n = table.nrows();
+    budget::check(
+        "params",
+        &format!("a Gram of {n} features"),
+        gram_bytes(enc, n, 1),
+    )?;
+    gram_of_table(enc, &flat, n, ctx)
 }
 
-fn gram_unchecked(enc: &Encoding, table: ArrayView2<f64>) -> Array2<C64> {
-    let (n, d) = (table.nrows(), enc.repr_dim());
+/// Bytes of `batch` Grams of `n` features plus one table of representations.
+fn gram_bytes(enc: &Encoding, n: usize, batch: usize) -> Option<usize> {
+    size::total(&[
+        size::bytes_of::<C64>(&[batch, n, n]),
+        size::bytes_of::<C64>(&[n, enc.repr_dim()]),
+    ])
+}
+
+/// Upper triangle in parallel over rows, then the lower one mirrored, so
+/// `G_ji` is exactly `conj(G_ij)`.
+fn gram_of_table(enc: &Encoding, flat: &[f64], n: usize, ctx: &Ctx) -> Result<Array2<C64>> {
+    let (w, d) = (enc.width(), enc.repr_dim());
     let mut reps = vec![C64::new(0.0, 0.0); n * d];
-    for (row, out) in table.rows().into_iter().zip(reps.chunks_mut(d)) {
-        enc.repr_into(&row.to_vec(), out);
-    }
-    let mut g = Array2::<C64>::zeros((n, n));
-    for i in 0..n {
+    let items = reps
+        .chunks_mut(d.max(1))
+        .zip(flat.chunks(w.max(1)))
+        .collect();
+    ctx.each(items, |(out, row)| enc.repr_into(row, out, ctx))?;
+    let mut g = vec![C64::new(0.0, 0.0); n * n];
+    let rows = g.chunks_mut(n.max(1)).enumerate().collect();
+    ctx.each(rows, |(i, row): (usize, &mut [C64])| {
+        let a = &reps[i * d..(i + 1) * d];
         for j in i..n {
-            let v = enc.inner(&reps[i * d..(i + 1) * d], &reps[j * d..(j + 1) * d]);
-            g[[i, j]] = v;
-            g[[j, i]] = v.conj();
+            row[j] = enc.inner(a, &reps[j * d..(j + 1) * d]);
+        }
+        Ok(())
+    })?;
+    for i in 1..n {
+        ctx.check()?;
+        for j in 0..i {
+            g[i * n + j] = g[j * n + i].conj();
         }
     }
-    g
+    Array2::from_shape_vec((n, n), g).map_err(shape_error)
 }
 
 /// Grams of many knob tables at once (`batch × n_features × width`), in parallel.
-pub fn gram_batch(enc: &Encoding, tables: ArrayView3<f64>) -> Result<Array3<C64>> {
+pub fn gram_batch(enc: &Encoding, tables: ArrayView3<f64>, ctx: &Ctx) -> Result<Array3<C64>> {
     let (b, n, _) = tables.dim();
-    for t in tables.axis_iter(Axis(0)) {
-        check(enc, &t)?;
-    }
+    let flats = tables
+        .axis_iter(Axis(0))
+        .map(|t| checked_table(enc, &t))
+        .collect::<Result<Vec<_>>>()?;
+    budget::check(
+        "tables",
+        &format!("{b} Grams of {n} features"),
+        size::total(&[gram_bytes(enc, n, b), gram_bytes(enc, n, 1)]),
+    )?;
     let mut out = Array3::<C64>::zeros((b, n, n));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(tables.axis_iter(Axis(0)).into_par_iter())
-        .for_each(|(mut g, t)| g.assign(&gram_unchecked(enc, t)));
+    let items = out.axis_iter_mut(Axis(0)).zip(&flats).collect();
+    ctx.each(items, |(mut g, t)| {
+        g.assign(&gram_of_table(enc, t, n, ctx)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -104,20 +150,36 @@ pub fn gram_batch(enc: &Encoding, tables: ArrayView3<f64>) -> Result<Array3<C64>
 pub fn branch_law(
     enc: &Encoding,
     table: ArrayView2<f64>,
+    ctx: &Ctx,
 ) -> Result<(Array2<f64>, Array2<f64>, Array2<f64>)> {
-    check(enc, &table)?;
+    let flat = checked_table(enc, &table)?;
     if let Encoding::Hea(_) = enc {
         return Err(Error::invalid(
             "encoding",
             "HEA_Rung2 has no closed-form M + V·cos δ law (no structural floor)",
         ));
     }
-    let n = table.nrows();
-    let rows: Vec<Vec<f64>> = table.rows().into_iter().map(|r| r.to_vec()).collect();
-    let (mut m, mut v) = (Array2::zeros((n, n)), Array2::zeros((n, n)));
-    for i in 0..n {
+    let (n, w) = (table.nrows(), enc.width());
+    budget::check(
+        "params",
+        &format!("the phase law of {n} features"),
+        size::bytes_of::<f64>(&[3, n, n]),
+    )?;
+    let rows: Vec<&[f64]> = flat.chunks(w).collect();
+    let (mut m, mut v, mut floor) = (
+        Array2::zeros((n, n)),
+        Array2::zeros((n, n)),
+        Array2::zeros((n, n)),
+    );
+    let items = m
+        .axis_iter_mut(Axis(0))
+        .zip(v.axis_iter_mut(Axis(0)))
+        .zip(floor.axis_iter_mut(Axis(0)))
+        .enumerate()
+        .collect();
+    ctx.each(items, |(i, ((mut mr, mut vr), mut fr))| {
         for j in 0..n {
-            let (mut mij, mut vij) = mps::branch_law(&rows[i], &rows[j]);
+            let (mut mij, mut vij) = mps::branch_law(rows[i], rows[j]);
             if *enc == Encoding::Rung3 {
                 let ai = rung3::amp_branch(rows[i][4], rows[i][5]);
                 let aj = rung3::amp_branch(rows[j][4], rows[j][5]);
@@ -125,12 +187,34 @@ pub fn branch_law(
                 mij *= a2;
                 vij *= a2;
             }
-            m[[i, j]] = mij;
-            v[[i, j]] = vij;
+            mr[j] = mij;
+            vr[j] = vij;
+            fr[j] = (mij - vij.abs()).max(0.0);
         }
-    }
-    let floor = &m - &v.mapv(f64::abs);
-    Ok((m, v, floor.mapv(|x| x.max(0.0))))
+        Ok(())
+    })?;
+    Ok((m, v, floor))
+}
+
+/// Schmidt rank (qubit 0 | rest) of every row's state, one state per
+/// worker at a time (the states themselves are never all held).
+pub fn schmidt_ranks(enc: &Encoding, table: ArrayView2<f64>, ctx: &Ctx) -> Result<Array1<u8>> {
+    let flat = checked_table(enc, &table)?;
+    let (w, d) = (enc.width(), enc.dim());
+    budget::check(
+        "params",
+        &format!("per-worker states of dimension {d}"),
+        size::bytes_of::<C64>(&[ctx.threads(), d]),
+    )?;
+    let ranks = ctx.map(
+        flat.chunks(w.max(1)).collect(),
+        || vec![C64::new(0.0, 0.0); d],
+        |state, row| {
+            enc.state_into(row, state, ctx)?;
+            Ok(schmidt_rank(state))
+        },
+    )?;
+    Ok(Array1::from(ranks))
 }
 
 /// Schmidt rank across the cut qubit 0 | the rest: the number of singular
@@ -170,7 +254,7 @@ mod tests {
             [0.0, 0.5, 0.0, 0.3],
             [0.0, 0.5, 0.0, 0.0]
         ];
-        let g = gram(&Encoding::Mps, t.view()).unwrap();
+        let g = gram(&Encoding::Mps, t.view(), &Ctx::serial()).unwrap();
         for i in 0..4 {
             assert!((g[[i, i]].re - 1.0).abs() < 1e-15);
             for j in 0..4 {
@@ -184,7 +268,7 @@ mod tests {
     fn rejects_non_finite_knobs() {
         let t = array![[0.0, f64::NAN, 0.0, 0.0]];
         assert!(matches!(
-            gram(&Encoding::Mps, t.view()),
+            gram(&Encoding::Mps, t.view(), &Ctx::serial()),
             Err(Error::Invalid { .. })
         ));
     }
@@ -235,7 +319,7 @@ mod tests {
     #[test]
     fn floor_is_min_over_delta() {
         let t = array![[0.9, 0.2, 0.1, 0.0], [0.9, -0.4, 0.3, 0.0]];
-        let (m, v, f) = branch_law(&Encoding::Mps, t.view()).unwrap();
+        let (m, v, f) = branch_law(&Encoding::Mps, t.view(), &Ctx::serial()).unwrap();
         assert!((f[[0, 1]] - (m[[0, 1]] - v[[0, 1]].abs())).abs() < 1e-16);
         assert!((f[[0, 1]] - 0.1801553).abs() < 1e-6);
     }

@@ -7,12 +7,14 @@
 //! upstream "stable sort" order when positions ascend with feature id.
 
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
-use rayon::prelude::*;
 
+use crate::ctx::Ctx;
 use crate::error::{Error, Result};
+use crate::{budget, size};
 
 /// A row whose L2 norm is below this is left unscaled (divided by 1).
 pub const ZERO_NORM: f64 = 1e-12;
@@ -36,72 +38,154 @@ fn check_finite_rows(field: &str, rows: ArrayView2<'_, f32>) -> Result<()> {
 }
 
 /// Unit-normalised copy of `rows` (float32, like upstream); a row with norm
-/// below [`ZERO_NORM`] is divided by 1, so an all-zero row stays zero.
-pub fn unit_rows(rows: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+/// below [`ZERO_NORM`] is divided by 1, so an all-zero row stays zero.  The
+/// norm and the division are float64, so a row whose norm exceeds
+/// `f32::MAX` (entries near it) is scaled, not zeroed.
+pub fn unit_rows(rows: ArrayView2<'_, f32>, ctx: &Ctx) -> Result<Array2<f32>> {
     check_finite_rows("rows", rows)?;
+    budget::check(
+        "rows",
+        "a unit-normalised copy of the rows",
+        size::bytes_of::<f32>(&[rows.nrows(), rows.ncols()]),
+    )?;
     let mut out = rows.as_standard_layout().into_owned(); // row slices below need C order
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .for_each(|mut row| {
-            let norm = row
-                .iter()
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum::<f64>()
-                .sqrt();
-            let norm = if norm < ZERO_NORM { 1.0 } else { norm as f32 };
+    let items = out.axis_iter_mut(Axis(0)).collect();
+    ctx.each(items, |mut row| {
+        let norm = row
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
+        if norm < ZERO_NORM {
+            // left unscaled
+        } else if norm <= f64::from(f32::MAX) {
+            let norm = norm as f32; // float32 division, like upstream
             row.mapv_inplace(|v| v / norm);
-        });
+        } else {
+            row.mapv_inplace(|v| (f64::from(v) / norm) as f32);
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// Pairs `(a, b)`, `a < b`, `a` in `a_rows`, with `cos(a, b) >= threshold`
-/// over already unit-normalised rows, in row-major order.  Parallel over
-/// blocks of `a` rows; each block multiplies against the later rows in
-/// column tiles, so no `n × n` matrix is ever held.
-pub fn pair_graph_rows(
+/// Bytes one edge holds while the graph is built: its `u32` pair in a
+/// block's list and in the joined list, then its `int64` row of the result.
+const EDGE_BYTES: usize = 8 + 8 + 16;
+
+/// Pairs `(a, b)`, `a < b`, `a` in rows `a0..a1`, with `cos(a, b) >= threshold`
+/// over already unit-normalised rows, in row-major order.  Multiplies the
+/// block against the later rows in column tiles, so no `n × n` matrix is
+/// ever held; `found` counts every block's edges against `max_edges`.
+fn pair_block(
     unit: ArrayView2<'_, f32>,
     threshold: f64,
-    a_rows: std::ops::Range<usize>,
-) -> Vec<(usize, usize)> {
+    (a0, a1): (usize, usize),
+    found: &AtomicUsize,
+    max_edges: usize,
+    ctx: &Ctx,
+) -> Result<Vec<(u32, u32)>> {
     let n = unit.nrows();
-    let a_rows = a_rows.start.min(n)..a_rows.end.min(n);
-    let starts: Vec<usize> = a_rows.clone().step_by(ROW_BLOCK).collect();
-    let blocks: Vec<Vec<(usize, usize)>> = starts
-        .par_iter()
-        .map(|&a0| {
-            let a1 = (a0 + ROW_BLOCK).min(a_rows.end);
-            let left = unit.slice(s![a0..a1, ..]);
-            let mut per_row: Vec<Vec<(usize, usize)>> = vec![Vec::new(); a1 - a0];
-            // columns before a0 + 1 hold only b <= a: start at the first b > a0
-            let mut c0 = a0 + 1;
-            let mut tile = Array2::<f32>::zeros((a1 - a0, COL_CHUNK.min(n)));
-            while c0 < n {
-                let c1 = (c0 + COL_CHUNK).min(n);
-                let right = unit.slice(s![c0..c1, ..]);
-                let mut t = tile.slice_mut(s![.., ..c1 - c0]);
-                general_mat_mul(1.0, &left, &right.t(), 0.0, &mut t);
-                for (i, row) in t.outer_iter().enumerate() {
-                    let a = a0 + i;
-                    let first = (a + 1).max(c0);
-                    for b in first..c1 {
-                        if f64::from(row[b - c0]) >= threshold {
-                            per_row[i].push((a, b));
-                        }
-                    }
+    let left = unit.slice(s![a0..a1, ..]);
+    let mut per_row: Vec<Vec<(u32, u32)>> = vec![Vec::new(); a1 - a0];
+    // columns before a0 + 1 hold only b <= a: start at the first b > a0
+    let mut c0 = a0 + 1;
+    let mut tile = Array2::<f32>::zeros((a1 - a0, COL_CHUNK.min(n)));
+    while c0 < n {
+        ctx.check()?;
+        let c1 = (c0 + COL_CHUNK).min(n);
+        let right = unit.slice(s![c0..c1, ..]);
+        let mut t = tile.slice_mut(s![.., ..c1 - c0]);
+        general_mat_mul(1.0, &left, &right.t(), 0.0, &mut t);
+        let mut new = 0;
+        for (i, row) in t.outer_iter().enumerate() {
+            let a = a0 + i;
+            let first = (a + 1).max(c0);
+            for b in first..c1 {
+                if f64::from(row[b - c0]) >= threshold {
+                    // n <= u32::MAX was checked by the caller
+                    per_row[i].push((a as u32, b as u32));
+                    new += 1;
                 }
-                c0 = c1;
             }
-            per_row.concat()
-        })
-        .collect();
-    blocks.concat()
+        }
+        if found.fetch_add(new, AtomicOrdering::Relaxed) + new > max_edges {
+            return Err(Error::too_large(
+                "threshold",
+                format!(
+                    "the pair graph at threshold {threshold} has more than {max_edges} edges, \
+                     more than the memory headroom holds; raise the threshold"
+                ),
+            ));
+        }
+        c0 = c1;
+    }
+    Ok(per_row.concat())
 }
 
-/// The full signed-cosine pair graph of `rows` (normalised here).
-pub fn cosine_pair_graph(rows: ArrayView2<'_, f32>, threshold: f64) -> Result<Vec<(usize, usize)>> {
+/// The signed-cosine pair graph of `rows` (normalised here): every `(a, b)`,
+/// `a < b`, with `cos >= threshold`, as an `(E, 2)` int64 array in
+/// row-major order.  Refused before it outgrows the memory headroom (a
+/// threshold of −1 asks for all `n(n−1)/2` pairs).
+pub fn cosine_pair_graph(
+    rows: ArrayView2<'_, f32>,
+    threshold: f64,
+    ctx: &Ctx,
+) -> Result<Array2<i64>> {
     check_threshold(threshold)?;
-    let unit = unit_rows(rows)?;
-    Ok(pair_graph_rows(unit.view(), threshold, 0..unit.nrows()))
+    if u32::try_from(rows.nrows()).is_err() {
+        return Err(Error::invalid(
+            "rows",
+            format!("got {} rows; allowed at most {}", rows.nrows(), u32::MAX),
+        ));
+    }
+    let n = rows.nrows();
+    let all_pairs = size::count(&[n, n.saturating_sub(1)]).map(|p| p / 2);
+    let max_edges = match all_pairs.and_then(|p| p.checked_mul(EDGE_BYTES)) {
+        Some(b) if b <= budget::SMALL => usize::MAX, // even all pairs are a small request
+        _ => usize::try_from(budget::headroom().bytes / EDGE_BYTES as u64).unwrap_or(usize::MAX),
+    };
+    pair_graph_within(rows, threshold, max_edges, ctx)
+}
+
+/// [`cosine_pair_graph`] holding at most `max_edges` edges.
+fn pair_graph_within(
+    rows: ArrayView2<'_, f32>,
+    threshold: f64,
+    max_edges: usize,
+    ctx: &Ctx,
+) -> Result<Array2<i64>> {
+    let n = rows.nrows();
+    // At threshold <= −1 every pair of non-zero rows is an edge: refuse up front.
+    let all_pairs = (n as u128) * (n.saturating_sub(1) as u128) / 2;
+    if threshold <= -1.0 && all_pairs > max_edges as u128 {
+        return Err(Error::too_large(
+            "threshold",
+            format!(
+                "a pair graph at threshold {threshold} over {n} rows has up to {all_pairs} \
+                 edges; the memory headroom holds {max_edges}; raise the threshold"
+            ),
+        ));
+    }
+    let unit = unit_rows(rows, ctx)?;
+    let found = AtomicUsize::new(0);
+    let starts: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
+    let blocks = ctx.map(
+        starts,
+        || (),
+        |_, a0| {
+            let a1 = (a0 + ROW_BLOCK).min(n);
+            pair_block(unit.view(), threshold, (a0, a1), &found, max_edges, ctx)
+        },
+    )?;
+    let e: usize = blocks.iter().map(Vec::len).sum();
+    let mut flat = Vec::with_capacity(2 * e);
+    for (a, b) in blocks.into_iter().flatten() {
+        flat.push(i64::from(a));
+        flat.push(i64::from(b));
+    }
+    Array2::from_shape_vec((e, 2), flat)
+        .map_err(|err| Error::invalid("internal", format!("pair graph shape: {err}")))
 }
 
 /// `threshold` must be a number (a NaN would silently give no edges).
@@ -227,24 +311,26 @@ fn pick_dot() -> Dot {
 
 /// `out[k, r] = dot(unit[r], unit[anchors[k]])`, parallel over row chunks.
 /// `unit` must be in standard (row-major, contiguous) layout.
-fn cosines_to(unit: ArrayView2<'_, f32>, anchors: &[usize]) -> Array2<f64> {
+fn cosines_to(unit: ArrayView2<'_, f32>, anchors: &[usize], ctx: &Ctx) -> Result<Array2<f64>> {
     let n = unit.nrows();
     let dot = pick_dot();
     let row = |r: usize| unit.row(r).to_slice().unwrap_or(&[]);
     let mut out = Array2::<f64>::zeros((anchors.len(), n));
-    out.axis_chunks_iter_mut(Axis(1), SIM_ROWS)
-        .into_par_iter()
+    let tiles = out
+        .axis_chunks_iter_mut(Axis(1), SIM_ROWS)
         .enumerate()
-        .for_each(|(c, mut tile)| {
-            let r0 = c * SIM_ROWS;
-            for j in 0..tile.ncols() {
-                let x = row(r0 + j);
-                for (k, &a) in anchors.iter().enumerate() {
-                    tile[[k, j]] = dot(x, row(a));
-                }
+        .collect();
+    ctx.each(tiles, |(c, mut tile)| {
+        let r0 = c * SIM_ROWS;
+        for j in 0..tile.ncols() {
+            let x = row(r0 + j);
+            for (k, &a) in anchors.iter().enumerate() {
+                tile[[k, j]] = dot(x, row(a));
             }
-        });
-    out
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Descending by value, ties by ascending position (a stable descending sort).
@@ -269,6 +355,7 @@ pub fn select_panels(
     priority: ArrayView1<'_, f64>,
     edges: &[(usize, usize)],
     params: PanelParams,
+    ctx: &Ctx,
 ) -> Result<PanelSelection> {
     check_params(&params)?;
     let n = rows.nrows();
@@ -287,7 +374,17 @@ pub fn select_panels(
             format!("entry {k} is {v}; priorities must be finite"),
         ));
     }
-    let unit = unit_rows(rows)?;
+    budget::check(
+        "rows",
+        "the panel selection's cosine and ordering tables",
+        size::total(&[
+            size::bytes_of::<f64>(&[ANCHOR_BLOCK + 1, n]),
+            size::bytes_of::<(f64, usize)>(&[n]),
+            size::bytes_of::<usize>(&[3, n]),
+            size::bytes_of::<u128>(&[edges.len()]),
+        ]),
+    )?;
+    let unit = unit_rows(rows, ctx)?;
     // edges as sorted unique keys a·n + b (a < b): coverage lookups by binary search
     let mut keys = Vec::with_capacity(edges.len());
     for (k, &(a, b)) in edges.iter().enumerate() {
@@ -328,6 +425,7 @@ pub fn select_panels(
     let mut block: Vec<usize> = Vec::new();
     let mut block_sims = Array2::<f64>::zeros((0, n));
     for (qi, &anchor) in queue.iter().enumerate() {
+        ctx.check()?;
         if visits[anchor] >= params.n_visits {
             continue;
         }
@@ -340,7 +438,7 @@ pub fn select_panels(
                     .filter(|&a| visits[a] < params.n_visits)
                     .take(ANCHOR_BLOCK)
                     .collect();
-                block_sims = cosines_to(unit.view(), &block);
+                block_sims = cosines_to(unit.view(), &block, ctx)?;
                 0
             }
         };
@@ -413,6 +511,19 @@ mod tests {
     use super::*;
     use ndarray::{array, Array1};
 
+    fn go() -> Ctx {
+        Ctx::serial()
+    }
+
+    /// The graph as a list of pairs.
+    fn graph(r: ArrayView2<'_, f32>, threshold: f64) -> Result<Vec<(usize, usize)>> {
+        let e = cosine_pair_graph(r, threshold, &go())?;
+        Ok(e.rows()
+            .into_iter()
+            .map(|p| (p[0] as usize, p[1] as usize))
+            .collect())
+    }
+
     fn params(panel_size: usize, n_visits: usize, n_panels_max: usize, target: f64) -> PanelParams {
         PanelParams {
             panel_size,
@@ -463,7 +574,7 @@ mod tests {
     fn graph_matches_brute_force_across_tiles() {
         // more rows than one row block and one column tile
         let r = rows(2300, 6, 7);
-        let got = cosine_pair_graph(r.view(), 0.8).unwrap();
+        let got = graph(r.view(), 0.8).unwrap();
         let want = brute_graph(&r, 0.8);
         assert!(!want.is_empty());
         assert_eq!(got, want);
@@ -478,10 +589,10 @@ mod tests {
             [2.0, 0.0],
             [0.0, 0.0]
         ];
-        assert_eq!(cosine_pair_graph(r.view(), 0.5).unwrap(), vec![(0, 3)]);
+        assert_eq!(graph(r.view(), 0.5).unwrap(), vec![(0, 3)]);
         // a zero row has cosine 0 with everything
         assert_eq!(
-            cosine_pair_graph(r.view(), 0.0).unwrap(),
+            graph(r.view(), 0.0).unwrap(),
             vec![
                 (0, 2),
                 (0, 3),
@@ -493,19 +604,26 @@ mod tests {
                 (3, 4)
             ]
         );
-        assert!(cosine_pair_graph(r.view(), f64::NAN).is_err());
+        assert!(graph(r.view(), f64::NAN).is_err());
         let bad = array![[f32::NAN, 0.0]];
-        assert!(cosine_pair_graph(bad.view(), 0.1).is_err());
+        assert!(graph(bad.view(), 0.1).is_err());
         let empty = Array2::<f32>::zeros((0, 4));
-        assert!(cosine_pair_graph(empty.view(), 0.1).unwrap().is_empty());
+        assert!(graph(empty.view(), 0.1).unwrap().is_empty());
     }
 
     #[test]
     fn selection_first_anchor_is_top_priority_and_panels_are_full() {
         let r = rows(40, 5, 3);
         let prio = Array1::from_shape_fn(40, |k| (k % 7) as f64);
-        let edges = cosine_pair_graph(r.view(), 0.3).unwrap();
-        let sel = select_panels(r.view(), prio.view(), &edges, params(8, 3, 1000, 0.95)).unwrap();
+        let edges = graph(r.view(), 0.3).unwrap();
+        let sel = select_panels(
+            r.view(),
+            prio.view(),
+            &edges,
+            params(8, 3, 1000, 0.95),
+            &go(),
+        )
+        .unwrap();
         // priority 6 first at the lowest position holding it
         assert_eq!(sel.panels[0].anchor, 6);
         for p in &sel.panels {
@@ -528,15 +646,22 @@ mod tests {
     fn empty_graph_gives_one_panel_and_single_row_warns() {
         let r = rows(20, 4, 11);
         let prio = Array1::<f64>::ones(20);
-        let sel = select_panels(r.view(), prio.view(), &[], params(8, 3, 1000, 0.95)).unwrap();
+        let sel =
+            select_panels(r.view(), prio.view(), &[], params(8, 3, 1000, 0.95), &go()).unwrap();
         assert_eq!(sel.panels.len(), 1);
         assert_eq!(sel.coverage, 1.0);
         // ties: the anchor is position 0
         assert_eq!(sel.panels[0].anchor, 0);
 
         let one = rows(1, 4, 5);
-        let sel =
-            select_panels(one.view(), array![0.5].view(), &[], params(8, 3, 10, 0.5)).unwrap();
+        let sel = select_panels(
+            one.view(),
+            array![0.5].view(),
+            &[],
+            params(8, 3, 10, 0.5),
+            &go(),
+        )
+        .unwrap();
         assert!(sel.single_feature);
         assert_eq!(sel.panels.len(), 1);
         assert_eq!(sel.panels[0].members, vec![0]);
@@ -547,6 +672,7 @@ mod tests {
             Array1::<f64>::zeros(0).view(),
             &[],
             params(8, 3, 10, 0.5),
+            &go(),
         )
         .unwrap();
         assert!(sel.panels.is_empty());
@@ -564,7 +690,7 @@ mod tests {
             [-1.0, 0.0]
         ];
         let prio = array![9.0, 1.0, 1.0, 1.0, 1.0];
-        let sel = select_panels(r.view(), prio.view(), &[], params(3, 1, 1, 1.0)).unwrap();
+        let sel = select_panels(r.view(), prio.view(), &[], params(3, 1, 1, 1.0), &go()).unwrap();
         assert_eq!(sel.panels[0].members, vec![0, 1, 2]);
         assert_eq!(sel.panels[0].cosines, vec![0.0, 0.0]);
     }
@@ -575,14 +701,14 @@ mod tests {
         let fortran = r.t().as_standard_layout().into_owned(); // (13, 300) C order
         let view = fortran.t(); // (300, 13) with Fortran strides
         let prio = Array1::from_shape_fn(300, |k| (k % 5) as f64);
-        let edges = cosine_pair_graph(r.view(), 0.2).unwrap();
-        assert_eq!(cosine_pair_graph(view, 0.2).unwrap(), edges);
+        let edges = graph(r.view(), 0.2).unwrap();
+        assert_eq!(graph(view, 0.2).unwrap(), edges);
         let p = params(8, 2, 50, 0.9);
         assert_eq!(
-            select_panels(view, prio.view(), &edges, p).unwrap(),
-            select_panels(r.view(), prio.view(), &edges, p).unwrap()
+            select_panels(view, prio.view(), &edges, p, &go()).unwrap(),
+            select_panels(r.view(), prio.view(), &edges, p, &go()).unwrap()
         );
-        let u = unit_rows(r.view()).unwrap();
+        let u = unit_rows(r.view(), &go()).unwrap();
         let (a, b) = (u.row(3).to_vec(), u.row(7).to_vec());
         assert_eq!(
             pick_dot()(&a, &b).to_bits(),
@@ -617,18 +743,67 @@ mod tests {
     }
 
     #[test]
+    fn rows_beyond_f32_max_norm_are_scaled_not_zeroed() {
+        let big = array![[f32::MAX, f32::MAX], [f32::MAX, 0.0], [1.0, 1.0]];
+        let u = unit_rows(big.view(), &go()).unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (u[[0, 0]] - h).abs() < 1e-6 && (u[[0, 1]] - h).abs() < 1e-6,
+            "{u}"
+        );
+        assert_eq!(u[[1, 0]], 1.0);
+        assert_eq!(graph(big.view(), 0.99).unwrap(), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn a_graph_of_all_pairs_beyond_the_headroom_is_refused() {
+        // 2^22 rows at threshold −1 ask for 2^43 pairs (256 TiB of edges).
+        let n = 1 << 22;
+        let r = Array2::<f32>::ones((n, 1));
+        let e = cosine_pair_graph(r.view(), -1.0, &go()).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        // any threshold: refused once the edges found exceed the limit
+        let r = rows(300, 4, 9);
+        let all = graph(r.view(), 0.0).unwrap().len();
+        assert!(all > 100);
+        let e = pair_graph_within(r.view(), 0.0, 100, &go()).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        assert_eq!(
+            pair_graph_within(r.view(), 0.0, all, &go())
+                .unwrap()
+                .nrows(),
+            all
+        );
+        let stop = Ctx::serial();
+        stop.cancel();
+        assert_eq!(
+            cosine_pair_graph(r.view(), -1.0, &stop).unwrap_err(),
+            Error::Interrupted
+        );
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let r = rows(4, 3, 1);
         let p = Array1::<f64>::ones(4);
-        assert!(select_panels(r.view(), p.view(), &[(0, 4)], params(8, 3, 10, 0.5)).is_err());
-        assert!(select_panels(r.view(), p.view(), &[(1, 1)], params(8, 3, 10, 0.5)).is_err());
-        assert!(select_panels(r.view(), p.view(), &[], params(8, 0, 10, 0.5)).is_err());
-        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, 0.0)).is_err());
-        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, f64::NAN)).is_err());
         assert!(
-            select_panels(r.view(), Array1::ones(3).view(), &[], params(8, 3, 1, 1.0)).is_err()
+            select_panels(r.view(), p.view(), &[(0, 4)], params(8, 3, 10, 0.5), &go()).is_err()
         );
+        assert!(
+            select_panels(r.view(), p.view(), &[(1, 1)], params(8, 3, 10, 0.5), &go()).is_err()
+        );
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 0, 10, 0.5), &go()).is_err());
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, 0.0), &go()).is_err());
+        assert!(select_panels(r.view(), p.view(), &[], params(8, 3, 10, f64::NAN), &go()).is_err());
+        assert!(select_panels(
+            r.view(),
+            Array1::ones(3).view(),
+            &[],
+            params(8, 3, 1, 1.0),
+            &go()
+        )
+        .is_err());
         let nan = array![f64::NAN, 1.0, 1.0, 1.0];
-        assert!(select_panels(r.view(), nan.view(), &[], params(8, 3, 1, 1.0)).is_err());
+        assert!(select_panels(r.view(), nan.view(), &[], params(8, 3, 1, 1.0), &go()).is_err());
     }
 }

@@ -8,17 +8,25 @@
 //! point costs only inner products unless one feature is moved by two axes.
 //! Work is done by ranges of points so a caller can stop between chunks.
 
-use std::ops::Range;
-use std::sync::OnceLock;
+use std::mem::MaybeUninit;
 
-use ndarray::ArrayView2;
-use rayon::prelude::*;
+use ndarray::{Array2, Array3, ArrayView2};
 
+use crate::ctx::Ctx;
 use crate::gram::{inner, schmidt_rank};
 use crate::tiers::Tiers;
-use crate::{Encoding, Error, Result, C64};
+use crate::{budget, size, Encoding, Error, Result, C64};
 
 mod grid;
+
+pub use grid::Grid;
+
+/// Most axes a scan takes: a grid of 2 values per axis already has 2^32
+/// points there, more than any budget returns.
+pub const MAX_AXES: usize = 32;
+
+/// Points per parallel pass of a sweep (each pass polls Ctrl-C per point).
+const SWEEP_CHUNK: usize = 1 << 15;
 
 /// One grid axis: the values it takes and the knob slots it writes.
 #[derive(Clone, Debug)]
@@ -52,8 +60,17 @@ enum GramEntry {
     Point,
 }
 
-/// Number of scalar statistics per sweep point (see [`Scan::sweep_chunk`]).
+/// Number of scalar statistics per sweep point (see [`Scan::sweep`]).
 pub const SWEEP_STATS: usize = 5;
+
+/// Every point of a sweep: Grams `(P, N, N)`, Schmidt ranks `(P, N)` and
+/// statistics `(P, SWEEP_STATS)`.
+#[derive(Debug)]
+pub struct Sweep {
+    pub gram: Array3<C64>,
+    pub ranks: Array2<u8>,
+    pub stats: Array2<f64>,
+}
 
 #[derive(Debug)]
 pub struct Scan {
@@ -67,12 +84,10 @@ pub struct Scan {
     axes: Vec<Axis>,
     sources: Vec<Source>,
     n_points: usize,
-    /// Upper-triangle Gram entries (`a ≤ b`, row-major), planned on first sweep.
-    gram_plan: OnceLock<Vec<GramEntry>>,
 }
 
 impl Scan {
-    pub fn new(enc: Encoding, base: ArrayView2<f64>, axes: Vec<Axis>) -> Result<Self> {
+    pub fn new(enc: Encoding, base: ArrayView2<f64>, axes: Vec<Axis>, ctx: &Ctx) -> Result<Self> {
         let (n, width, dim) = (base.nrows(), enc.width(), enc.dim());
         if base.ncols() != width {
             return Err(Error::invalid(
@@ -82,7 +97,13 @@ impl Scan {
         }
         let base: Vec<f64> = base.iter().copied().collect();
         enc.check_table(&base, n)?;
-        let mut n_points = 1usize;
+        if axes.len() > MAX_AXES {
+            return Err(Error::invalid(
+                "axes",
+                format!("got {} axes; allowed at most {MAX_AXES}", axes.len()),
+            ));
+        }
+        let mut n_points = Some(1usize);
         let mut touched: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (k, ax) in axes.iter().enumerate() {
             if ax.values.is_empty() {
@@ -95,7 +116,7 @@ impl Scan {
                 ));
             }
             for &s in &ax.slots {
-                if s >= n * width {
+                if s >= base.len() {
                     return Err(Error::invalid(
                         format!("axis {k}"),
                         format!("slot {s} outside the {n}×{width} knob table"),
@@ -106,17 +127,31 @@ impl Scan {
                     touched[f].push(k);
                 }
             }
-            n_points = n_points.checked_mul(ax.values.len()).ok_or_else(|| {
-                Error::invalid("axes", "the grid has more points than fit in memory")
-            })?;
+            n_points = n_points.and_then(|p| p.checked_mul(ax.values.len()));
         }
+        let n_points = n_points.ok_or_else(|| {
+            Error::too_large(
+                "axes",
+                "the grid has more points than an address space can number",
+            )
+        })?;
+        // Base states plus one state table per feature moved by a single axis.
+        let tables: Vec<Option<usize>> = touched
+            .iter()
+            .filter(|t| t.len() == 1)
+            .map(|t| size::bytes_of::<C64>(&[axes[t[0]].values.len(), dim + 1]))
+            .collect();
+        budget::check(
+            "axes",
+            &format!("the states of a scan over {n} features"),
+            size::total(&[size::bytes_of::<C64>(&[n, dim + 1]), size::total(&tables)]),
+        )?;
         let mut base_states = vec![C64::new(0.0, 0.0); n * dim];
-        for f in 0..n {
-            enc.state_into(
-                &base[f * width..(f + 1) * width],
-                &mut base_states[f * dim..(f + 1) * dim],
-            );
-        }
+        let items = base_states
+            .chunks_mut(dim)
+            .zip(base.chunks(width.max(1)))
+            .collect();
+        ctx.each(items, |(out, row)| enc.state_into(row, out, ctx))?;
         let base_ranks = base_states.chunks(dim).map(schmidt_rank).collect();
         let mut scan = Scan {
             enc,
@@ -129,25 +164,27 @@ impl Scan {
             axes,
             sources: Vec::new(),
             n_points,
-            gram_plan: OnceLock::new(),
         };
-        scan.sources = touched
-            .into_iter()
-            .enumerate()
-            .map(|(f, t)| match t.len() {
-                0 => Source::Fixed,
-                1 => {
-                    let table = scan.axis_table(f, t[0]);
-                    let ranks = table.chunks(dim).map(schmidt_rank).collect();
-                    Source::PerAxis {
-                        axis: t[0],
-                        table,
-                        ranks,
+        let items = touched.into_iter().enumerate().collect();
+        scan.sources = ctx.map(
+            items,
+            || (),
+            |_, (f, t): (usize, Vec<usize>)| {
+                Ok(match t.len() {
+                    0 => Source::Fixed,
+                    1 => {
+                        let table = scan.axis_table(f, t[0], ctx)?;
+                        let ranks = table.chunks(dim).map(schmidt_rank).collect();
+                        Source::PerAxis {
+                            axis: t[0],
+                            table,
+                            ranks,
+                        }
                     }
-                }
-                _ => Source::Dynamic { axes: t },
-            })
-            .collect();
+                    _ => Source::Dynamic { axes: t },
+                })
+            },
+        )?;
         Ok(scan)
     }
 
@@ -163,16 +200,17 @@ impl Scan {
         self.axes.len()
     }
 
-    fn axis_table(&self, f: usize, k: usize) -> Vec<C64> {
+    fn axis_table(&self, f: usize, k: usize, ctx: &Ctx) -> Result<Vec<C64>> {
         let ax = &self.axes[k];
         let mut row = self.base[f * self.width..(f + 1) * self.width].to_vec();
         let mut out = vec![C64::new(0.0, 0.0); ax.values.len() * self.dim];
         for (i, &v) in ax.values.iter().enumerate() {
+            ctx.check()?;
             self.write(&mut row, f, k, v);
             self.enc
-                .state_into(&row, &mut out[i * self.dim..(i + 1) * self.dim]);
+                .state_into(&row, &mut out[i * self.dim..(i + 1) * self.dim], ctx)?;
         }
-        out
+        Ok(out)
     }
 
     /// Write axis `k`'s value into feature `f`'s row wherever the axis has a slot.
@@ -194,7 +232,13 @@ impl Scan {
     }
 
     /// Build the states of the dynamic features among `needed` into `scratch`.
-    fn build_dynamic(&self, idx: &[usize], needed: &[bool], scratch: &mut Scratch) {
+    fn build_dynamic(
+        &self,
+        idx: &[usize],
+        needed: &[bool],
+        scratch: &mut Scratch,
+        ctx: &Ctx,
+    ) -> Result<()> {
         for (f, (&need, source)) in needed.iter().zip(&self.sources).enumerate() {
             if let (true, Source::Dynamic { axes }) = (need, source) {
                 let row = &mut scratch.row;
@@ -205,9 +249,10 @@ impl Scan {
                 }
                 let off = f * self.dim;
                 self.enc
-                    .state_into(row, &mut scratch.states[off..off + self.dim]);
+                    .state_into(row, &mut scratch.states[off..off + self.dim], ctx)?;
             }
         }
+        Ok(())
     }
 
     fn state<'a>(&'a self, f: usize, idx: &[usize], scratch: &'a Scratch) -> &'a [C64] {
@@ -233,26 +278,8 @@ impl Scan {
             idx: vec![0; self.axes.len()],
             row: vec![0.0; self.width],
             states: vec![C64::new(0.0, 0.0); self.n * self.dim],
+            gram: Vec::new(),
         }
-    }
-
-    fn check_range(
-        &self,
-        range: &Range<usize>,
-        len: usize,
-        per_point: usize,
-        what: &str,
-    ) -> Result<()> {
-        if range.end > self.n_points || range.start > range.end || len != range.len() * per_point {
-            return Err(Error::invalid(
-                what,
-                format!(
-                    "buffer of {len} for points {range:?} of {} ({per_point} per point)",
-                    self.n_points
-                ),
-            ));
-        }
-        Ok(())
     }
 
     fn check_target(&self, tiers: &Tiers, target: (usize, usize)) -> Result<()> {
@@ -285,160 +312,183 @@ impl Scan {
         }
     }
 
-    /// Classify every Gram entry once: constant, one axis (tabulated), or per point.
-    fn gram_plan(&self) -> &[GramEntry] {
-        self.gram_plan.get_or_init(|| {
-            let mut plan = Vec::with_capacity(self.n * (self.n + 1) / 2);
-            let no_idx = vec![0; self.axes.len()];
-            let scratch = self.scratch();
-            for a in 0..self.n {
-                for b in a..self.n {
-                    let entry = match (self.single_axis(a), self.single_axis(b)) {
-                        (None, None) => GramEntry::Const(inner(
-                            self.state(a, &no_idx, &scratch),
-                            self.state(b, &no_idx, &scratch),
-                        )),
-                        (Some(Some(k)), None) | (None, Some(Some(k))) => self.tabulate(a, b, k),
-                        (Some(Some(k)), Some(Some(l))) if k == l => self.tabulate(a, b, k),
-                        _ => GramEntry::Point,
-                    };
-                    plan.push(entry);
-                }
-            }
-            plan
-        })
+    /// The axis a Gram entry `(a, b)` is tabulated over (`Some(None)`: a
+    /// constant; `None`: computed per point).
+    fn entry_axis(&self, a: usize, b: usize) -> Option<Option<usize>> {
+        match (self.single_axis(a), self.single_axis(b)) {
+            (None, None) => Some(None),
+            (Some(Some(k)), None) | (None, Some(Some(k))) => Some(Some(k)),
+            (Some(Some(k)), Some(Some(l))) if k == l => Some(Some(k)),
+            _ => None,
+        }
     }
 
-    fn tabulate(&self, a: usize, b: usize, k: usize) -> GramEntry {
+    /// Classify every upper-triangle Gram entry (`a ≤ b`, row-major) once
+    /// per sweep: constant, one axis (tabulated), or per point.
+    fn gram_plan(&self, ctx: &Ctx) -> Result<Vec<GramEntry>> {
+        let pairs: Vec<(usize, usize)> = (0..self.n)
+            .flat_map(|a| (a..self.n).map(move |b| (a, b)))
+            .collect();
+        let tables: Vec<Option<usize>> = pairs
+            .iter()
+            .filter_map(|&(a, b)| match self.entry_axis(a, b) {
+                Some(Some(k)) => Some(size::bytes_of::<C64>(&[self.axes[k].values.len()])),
+                _ => None,
+            })
+            .collect();
+        budget::check(
+            "axes",
+            "the sweep's tabulated Gram entries",
+            size::total(&tables),
+        )?;
+        let no_idx = vec![0; self.axes.len()];
         let scratch = self.scratch();
+        ctx.map(
+            pairs,
+            || (),
+            |_, (a, b)| {
+                Ok(match self.entry_axis(a, b) {
+                    Some(None) => GramEntry::Const(inner(
+                        self.state(a, &no_idx, &scratch),
+                        self.state(b, &no_idx, &scratch),
+                    )),
+                    Some(Some(k)) => self.tabulate(a, b, k, &scratch),
+                    None => GramEntry::Point,
+                })
+            },
+        )
+    }
+
+    fn tabulate(&self, a: usize, b: usize, k: usize, scratch: &Scratch) -> GramEntry {
         let mut idx = vec![0; self.axes.len()];
         let table = (0..self.axes[k].values.len())
             .map(|i| {
                 idx[k] = i;
-                inner(self.state(a, &idx, &scratch), self.state(b, &idx, &scratch))
+                inner(self.state(a, &idx, scratch), self.state(b, &idx, scratch))
             })
             .collect();
         GramEntry::Axis { axis: k, table }
     }
 
-    /// Full sweep statistics for the points of `range`:
-    /// * `gram`: `N×N` complex per point;
-    /// * `ranks`: Schmidt rank (qubit 0 | rest) per feature;
-    /// * `stats`: `[|G_ab|², sibling mean, cross mean, tier separation, ordering ok (1/0)]`.
-    pub fn sweep_chunk(
-        &self,
-        range: Range<usize>,
-        tiers: &Tiers,
-        target: (usize, usize),
-        gram: &mut [C64],
-        ranks: &mut [u8],
-        stats: &mut [f64],
-    ) -> Result<()> {
-        let n = self.n;
+    /// Every point's Gram, Schmidt ranks (qubit 0 | rest) and statistics
+    /// `[|G_ab|², sibling mean, cross mean, tier separation, ordering ok (1/0)]`.
+    pub fn sweep(&self, tiers: &Tiers, target: (usize, usize), ctx: &Ctx) -> Result<Sweep> {
         self.check_target(tiers, target)?;
-        self.check_range(&range, gram.len(), n * n, "gram")?;
-        self.check_range(&range, ranks.len(), n, "ranks")?;
-        self.check_range(&range, stats.len(), SWEEP_STATS, "stats")?;
-        let all = vec![true; n];
-        let plan = self.gram_plan();
-        gram.par_chunks_mut(n * n.max(1))
-            .zip(ranks.par_chunks_mut(n.max(1)))
-            .zip(stats.par_chunks_mut(SWEEP_STATS))
-            .enumerate()
-            .for_each_init(
-                || self.scratch(),
-                |sc, (i, ((g, r), st))| {
-                    let mut idx = std::mem::take(&mut sc.idx);
-                    self.decode(range.start + i, &mut idx);
-                    self.build_dynamic(&idx, &all, sc);
-                    let mut entries = plan.iter();
-                    for a in 0..n {
-                        let sa = self.state(a, &idx, sc);
-                        r[a] = self.rank(a, &idx, sa);
-                        for b in a..n {
-                            let v = match entries.next() {
-                                Some(GramEntry::Const(v)) => *v,
-                                Some(GramEntry::Axis { axis, table }) => table[idx[*axis]],
-                                _ => inner(sa, self.state(b, &idx, sc)),
-                            };
-                            g[a * n + b] = v;
-                            g[b * n + a] = v.conj();
-                        }
-                    }
-                    let ov = |x: usize, y: usize| g[x * n + y].norm_sqr();
-                    let (sib, cross) = tiers.tier_means(ov);
-                    st[0] = ov(target.0, target.1);
-                    st[1] = sib;
-                    st[2] = cross;
-                    st[3] = tiers.separation(ov);
-                    st[4] = f64::from(u8::from(tiers.ordering_ok(target.0, target.1, ov)));
-                    sc.idx = idx;
-                },
-            );
-        Ok(())
+        let (p, n) = (self.n_points, self.n);
+        let per_point = size::total(&[
+            size::bytes_of::<C64>(&[n, n]),
+            Some(n),
+            size::bytes_of::<f64>(&[SWEEP_STATS]),
+        ]);
+        budget::check(
+            "axes",
+            &format!("a sweep of {p} points over {n} features"),
+            per_point.and_then(|b| b.checked_mul(p)),
+        )?;
+        let plan = self.gram_plan(ctx)?;
+        let mut gram = Array3::<C64>::uninit((p, n, n));
+        let mut ranks = Array2::<u8>::uninit((p, n));
+        let mut stats = Array2::<f64>::uninit((p, SWEEP_STATS));
+        {
+            let g = gram.as_slice_mut().ok_or_else(not_contiguous)?;
+            let r = ranks.as_slice_mut().ok_or_else(not_contiguous)?;
+            let s = stats.as_slice_mut().ok_or_else(not_contiguous)?;
+            // one work item per point; a chunk of points per pass keeps the
+            // item list small
+            let mut points = g
+                .chunks_mut(n * n)
+                .zip(r.chunks_mut(n))
+                .zip(s.chunks_mut(SWEEP_STATS))
+                .enumerate();
+            loop {
+                let chunk: Vec<_> = points.by_ref().take(SWEEP_CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                ctx.map(
+                    chunk,
+                    || Scratch {
+                        gram: vec![C64::new(0.0, 0.0); n * n],
+                        ..self.scratch()
+                    },
+                    |sc, (i, ((g, r), st))| {
+                        self.sweep_point(&plan, tiers, target, i, sc, g, r, st, ctx)
+                    },
+                )?;
+            }
+        }
+        // SAFETY: `sweep_point` wrote every entry of its point's Gram, ranks
+        // and statistics, and every point of 0..p ran without error.
+        let (gram, ranks, stats) =
+            unsafe { (gram.assume_init(), ranks.assume_init(), stats.assume_init()) };
+        Ok(Sweep { gram, ranks, stats })
     }
 
-    /// Cancellation grid over `range`: the target overlap and feasibility
-    /// (ordering preserved, or always true when `preserve_tiers` is false) of
-    /// every point.  With `knobs`, also the axis values (`n_axes` per point).
     #[allow(clippy::too_many_arguments)]
-    pub fn grid_chunk(
+    fn sweep_point(
         &self,
-        range: Range<usize>,
+        plan: &[GramEntry],
         tiers: &Tiers,
         target: (usize, usize),
-        preserve_tiers: bool,
-        overlaps: &mut [f64],
-        feasible: &mut [bool],
-        knobs: Option<&mut [f64]>,
+        point: usize,
+        sc: &mut Scratch,
+        g_out: &mut [MaybeUninit<C64>],
+        r_out: &mut [MaybeUninit<u8>],
+        st: &mut [MaybeUninit<f64>],
+        ctx: &Ctx,
     ) -> Result<()> {
-        self.check_target(tiers, target)?;
-        self.check_range(&range, overlaps.len(), 1, "overlaps")?;
-        self.check_range(&range, feasible.len(), 1, "feasible")?;
-        let k = self.axes.len();
-        if let Some(kv) = &knobs {
-            self.check_range(&range, kv.len(), k, "knobs")?;
+        let n = self.n;
+        let mut idx = std::mem::take(&mut sc.idx);
+        let mut g = std::mem::take(&mut sc.gram);
+        self.decode(point, &mut idx);
+        let all = vec![true; n];
+        self.build_dynamic(&idx, &all, sc, ctx)?;
+        let mut entries = plan.iter();
+        for (a, r) in r_out.iter_mut().enumerate() {
+            let sa = self.state(a, &idx, sc);
+            r.write(self.rank(a, &idx, sa));
+            for b in a..n {
+                let v = match entries.next() {
+                    Some(GramEntry::Const(v)) => *v,
+                    Some(GramEntry::Axis { axis, table }) => table[idx[*axis]],
+                    _ => inner(sa, self.state(b, &idx, sc)),
+                };
+                g[a * n + b] = v;
+                g[b * n + a] = v.conj();
+            }
         }
-        self.grid_fast(
-            range,
-            tiers,
-            target,
-            preserve_tiers,
-            overlaps,
-            feasible,
-            knobs,
-        );
+        for (o, &v) in g_out.iter_mut().zip(&g) {
+            o.write(v);
+        }
+        let ov = |x: usize, y: usize| g[x * n + y].norm_sqr();
+        let (sib, cross) = tiers.tier_means(ov);
+        let ordering = tiers.ordering_ok(target.0, target.1, ov);
+        let values = [
+            ov(target.0, target.1),
+            sib,
+            cross,
+            tiers.separation(ov),
+            f64::from(u8::from(ordering)),
+        ];
+        for (o, v) in st.iter_mut().zip(values) {
+            o.write(v);
+        }
+        sc.idx = idx;
+        sc.gram = g;
         Ok(())
     }
+}
+
+fn not_contiguous() -> Error {
+    Error::invalid("internal", "a freshly allocated array is not contiguous")
 }
 
 struct Scratch {
     idx: Vec<usize>,
     row: Vec<f64>,
     states: Vec<C64>,
-}
-
-/// The optimum of a grid: the lowest-index minimum among feasible points, or
-/// the lowest-index minimum overall when no point is feasible (spec 03 §3.3).
-/// `None` only for an empty grid.
-pub fn best_index(overlaps: &[f64], feasible: &[bool]) -> Option<usize> {
-    let pick = |only_feasible: bool| {
-        overlaps
-            .par_iter()
-            .zip(feasible.par_iter())
-            .enumerate()
-            .filter(|(_, (_, &f))| f || !only_feasible)
-            .map(|(i, (&o, _))| (o, i))
-            .reduce_with(|x, y| {
-                if y.0 < x.0 || (y.0 == x.0 && y.1 < x.1) {
-                    y
-                } else {
-                    x
-                }
-            })
-            .map(|(_, i)| i)
-    };
-    pick(true).or_else(|| pick(false))
+    /// One point's Gram (sweeps only).
+    gram: Vec<C64>,
 }
 
 #[cfg(test)]
@@ -469,6 +519,18 @@ mod tests {
             .collect()
     }
 
+    fn go() -> Ctx {
+        Ctx::serial()
+    }
+
+    fn new_scan(base: &ndarray::Array2<f64>, axes: Vec<Axis>) -> Result<Scan> {
+        Scan::new(Encoding::Mps, base.view(), axes, &go())
+    }
+
+    fn quick_tiers() -> Tiers {
+        Tiers::new(vec![0, 0, 1, 1], 2).unwrap()
+    }
+
     #[test]
     fn sweep_matches_gram_of_the_written_table() {
         let base = quickstart();
@@ -482,27 +544,19 @@ mod tests {
                 values: linspace(0.0, PI, 4),
             },
         ];
-        let scan = Scan::new(Encoding::Mps, base.view(), axes.clone()).unwrap();
-        let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
-        let p = scan.n_points();
-        let (mut g, mut r, mut s) = (
-            vec![C64::new(0.0, 0.0); p * 16],
-            vec![0u8; p * 4],
-            vec![0.0; p * 5],
-        );
-        scan.sweep_chunk(0..p, &tiers, (0, 2), &mut g, &mut r, &mut s)
-            .unwrap();
+        let scan = new_scan(&base, axes.clone()).unwrap();
+        let out = scan.sweep(&quick_tiers(), (0, 2), &go()).unwrap();
         for i in 0..3 {
             for j in 0..4 {
                 let mut t = base.clone();
                 t[[0, 3]] = axes[0].values[i];
                 t[[2, 3]] = axes[1].values[j];
-                let want = gram(&Encoding::Mps, t.view()).unwrap();
+                let want = gram(&Encoding::Mps, t.view(), &go()).unwrap();
                 let pt = i * 4 + j;
-                for (x, y) in want.iter().zip(&g[pt * 16..(pt + 1) * 16]) {
+                for (x, y) in want.iter().zip(out.gram.slice(ndarray::s![pt, .., ..])) {
                     assert!((x - y).norm() < 1e-15);
                 }
-                assert!((s[pt * 5] - want[[0, 2]].norm_sqr()).abs() < 1e-15);
+                assert!((out.stats[[pt, 0]] - want[[0, 2]].norm_sqr()).abs() < 1e-15);
             }
         }
     }
@@ -525,14 +579,13 @@ mod tests {
                 values: linspace(0.0, 2.0 * PI, 7),
             },
         ];
-        let scan = Scan::new(Encoding::Mps, base.view(), axes).unwrap();
-        let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
-        let (mut o, mut f, mut kv) = (vec![0.0; 49], vec![false; 49], vec![0.0; 98]);
-        scan.grid_chunk(0..49, &tiers, (0, 2), false, &mut o, &mut f, Some(&mut kv))
+        let scan = new_scan(&base, axes).unwrap();
+        let g = scan
+            .grid(&quick_tiers(), (0, 2), false, true, &go())
             .unwrap();
-        let best = best_index(&o, &f).unwrap();
-        assert!((o[best] - 0.18015530).abs() < 1e-7);
-        assert_eq!((kv[2 * best], kv[2 * best + 1]), (0.0, PI));
+        assert!((g.overlaps[g.best] - 0.18015530).abs() < 1e-7);
+        let kv = g.knobs.unwrap();
+        assert_eq!((kv[[g.best, 0]], kv[[g.best, 1]]), (0.0, PI));
     }
 
     #[test]
@@ -551,13 +604,8 @@ mod tests {
                 values: vec![0.0, 0.4],
             },
         ];
-        let scan = Scan::new(Encoding::Mps, base.view(), axes.clone()).unwrap();
-        let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
-        let p = scan.n_points();
-        let mut g = vec![C64::new(0.0, 0.0); p * 16];
-        let (mut r, mut s) = (vec![0u8; p * 4], vec![0.0; p * 5]);
-        scan.sweep_chunk(0..p, &tiers, (0, 2), &mut g, &mut r, &mut s)
-            .unwrap();
+        let scan = new_scan(&base, axes.clone()).unwrap();
+        let out = scan.sweep(&quick_tiers(), (0, 2), &go()).unwrap();
         for i in 0..3 {
             for j in 0..2 {
                 let mut t = base.clone();
@@ -565,12 +613,12 @@ mod tests {
                     t[[f, 3]] = axes[0].values[i];
                 }
                 t[[2, 0]] = axes[1].values[j];
-                let want = gram(&Encoding::Mps, t.view()).unwrap();
+                let want = gram(&Encoding::Mps, t.view(), &go()).unwrap();
                 let pt = i * 2 + j;
-                for (x, y) in want.iter().zip(&g[pt * 16..(pt + 1) * 16]) {
+                for (x, y) in want.iter().zip(out.gram.slice(ndarray::s![pt, .., ..])) {
                     assert!((x - y).norm() < 1e-15);
                 }
-                assert_eq!(r[pt * 4 + 2], if j == 0 { 1 } else { 2 });
+                assert_eq!(out.ranks[[pt, 2]], if j == 0 { 1 } else { 2 });
             }
         }
     }
@@ -588,45 +636,114 @@ mod tests {
                 values: vec![0.0, 0.5],
             },
         ];
-        let scan = Scan::new(Encoding::Mps, base.view(), axes).unwrap();
-        let tiers = Tiers::new(vec![0, 0, 1, 1], 2).unwrap();
-        let (mut o, mut f) = (vec![0.0; 4], vec![false; 4]);
-        scan.grid_chunk(0..4, &tiers, (0, 2), true, &mut o, &mut f, None)
+        let scan = new_scan(&base, axes).unwrap();
+        let g = scan
+            .grid(&quick_tiers(), (0, 2), true, false, &go())
             .unwrap();
+        assert!(g.knobs.is_none());
         let mut t = base.clone();
         t[[2, 3]] = 1.0;
         t[[2, 0]] = 0.5;
-        let want = gram(&Encoding::Mps, t.view()).unwrap()[[0, 2]].norm_sqr();
-        assert!((o[3] - want).abs() < 1e-15);
+        let want = gram(&Encoding::Mps, t.view(), &go()).unwrap()[[0, 2]].norm_sqr();
+        assert!((g.overlaps[3] - want).abs() < 1e-15);
     }
 
     #[test]
     fn bad_slots_and_values_are_errors() {
         let base = quickstart();
-        let bad = Scan::new(
-            Encoding::Mps,
-            base.view(),
-            vec![Axis {
-                slots: vec![99],
-                values: vec![0.0],
-            }],
+        let one =
+            |slots: Vec<usize>, values: Vec<f64>| new_scan(&base, vec![Axis { slots, values }]);
+        assert!(matches!(
+            one(vec![99], vec![0.0]),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            one(vec![3], vec![f64::NAN]),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(one(vec![3], vec![]), Err(Error::Invalid { .. })));
+    }
+
+    #[test]
+    fn the_optimum_prefers_feasible_then_lowest_index() {
+        // target (0, 2); feature 1 is a sibling of 0: a point is feasible
+        // when |G_01|² ≥ |G_02|².  Axis 0 moves feature 2's φ: all points tie
+        // in feasibility, so the lowest overlap (then index) wins.
+        let base = quickstart();
+        let axes = vec![Axis {
+            slots: vec![2 * 4 + 3],
+            values: vec![1.0, 0.0, 1.0, 0.0],
+        }];
+        let scan = new_scan(&base, axes).unwrap();
+        let g = scan
+            .grid(&quick_tiers(), (0, 2), true, false, &go())
+            .unwrap();
+        let min = g.overlaps.iter().copied().fold(f64::INFINITY, f64::min);
+        let first = g.overlaps.iter().position(|&v| v == min).unwrap();
+        assert_eq!(g.best, first);
+    }
+
+    #[test]
+    fn axis_count_and_point_count_are_capped() {
+        let base = quickstart();
+        let axes = |k: usize| {
+            (0..k)
+                .map(|_| Axis {
+                    slots: vec![3],
+                    values: vec![0.0, 1.0],
+                })
+                .collect::<Vec<_>>()
+        };
+        // 63 axes used to panic ("Shape too large"), 40 to abort on allocation.
+        let e = new_scan(&base, axes(63)).unwrap_err();
+        assert!(
+            matches!(e, Error::Invalid { .. }) && e.to_string().contains("axes"),
+            "{e}"
         );
-        assert!(bad.is_err());
-        let nan = Scan::new(
-            Encoding::Mps,
-            base.view(),
-            vec![Axis {
+        let scan = new_scan(&base, axes(MAX_AXES)).unwrap();
+        assert_eq!(scan.n_points(), 1 << MAX_AXES);
+        let e = scan
+            .grid(&quick_tiers(), (0, 2), true, true, &go())
+            .unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        let e = scan.sweep(&quick_tiers(), (0, 2), &go()).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        // 2^32 × 2^32 points overflow a 64-bit count.
+        let wide = vec![
+            Axis {
                 slots: vec![3],
-                values: vec![f64::NAN],
-            }],
-        );
-        assert!(nan.is_err());
-        assert_eq!(best_index(&[], &[]), None);
-        assert_eq!(best_index(&[0.3, 0.1, 0.1], &[true, false, false]), Some(0));
+                values: vec![0.0; 1 << 20],
+            };
+            4
+        ];
+        let e = new_scan(&base, wide).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_cancelled_scan_stops() {
+        let base = quickstart();
+        let axes = vec![
+            Axis {
+                slots: vec![3],
+                values: linspace(0.0, PI, 300),
+            },
+            Axis {
+                slots: vec![2 * 4 + 3],
+                values: linspace(0.0, PI, 300),
+            },
+        ];
+        let scan = new_scan(&base, axes).unwrap();
+        let stop = Ctx::serial();
+        stop.cancel();
         assert_eq!(
-            best_index(&[0.3, 0.1, 0.1], &[false, false, false]),
-            Some(1)
+            scan.grid(&quick_tiers(), (0, 2), true, false, &stop)
+                .unwrap_err(),
+            Error::Interrupted
         );
-        assert_eq!(best_index(&[0.3, 0.1, 0.2], &[true, false, true]), Some(2));
+        assert_eq!(
+            scan.sweep(&quick_tiers(), (0, 2), &stop).unwrap_err(),
+            Error::Interrupted
+        );
     }
 }

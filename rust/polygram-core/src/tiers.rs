@@ -9,6 +9,10 @@ use crate::{Error, Result};
 /// Slack of the ordering test: `|G_AS|² + 1e-12 ≥ |G_AB|²`.
 pub const ORDERING_SLACK: f64 = 1e-12;
 
+/// Most clusters a hierarchy may declare: as many as the largest dictionary
+/// has features (HEA on 20 qubits).
+pub const MAX_CLUSTERS: usize = 1 << 20;
+
 #[derive(Clone, Debug)]
 pub struct Tiers {
     cluster_of: Vec<usize>,
@@ -17,21 +21,35 @@ pub struct Tiers {
 
 impl Tiers {
     /// `cluster_of[f]` is the cluster index of feature `f` (`< n_clusters`).
+    /// Only clusters that have members are stored (their labels renumbered
+    /// in order of first appearance), so memory follows the features, not
+    /// `n_clusters`.
     pub fn new(cluster_of: Vec<usize>, n_clusters: usize) -> Result<Self> {
-        let mut members = vec![Vec::new(); n_clusters];
+        if n_clusters > MAX_CLUSTERS {
+            return Err(Error::invalid(
+                "n_clusters",
+                format!("got {n_clusters}; allowed at most {MAX_CLUSTERS}"),
+            ));
+        }
+        let mut label = std::collections::HashMap::new();
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        let mut compact = Vec::with_capacity(cluster_of.len());
         for (f, &c) in cluster_of.iter().enumerate() {
-            members
-                .get_mut(c)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "clusters",
-                        format!("feature {f} has cluster {c}; allowed 0..{n_clusters}"),
-                    )
-                })?
-                .push(f);
+            if c >= n_clusters {
+                return Err(Error::invalid(
+                    "clusters",
+                    format!("feature {f} has cluster {c}; allowed 0..{n_clusters}"),
+                ));
+            }
+            let l = *label.entry(c).or_insert_with(|| {
+                members.push(Vec::new());
+                members.len() - 1
+            });
+            members[l].push(f);
+            compact.push(l);
         }
         Ok(Tiers {
-            cluster_of,
+            cluster_of: compact,
             members,
         })
     }
@@ -134,5 +152,17 @@ mod tests {
         assert!(t.separation(|_, _| 0.5).is_nan());
         assert!(t.tier_means(|_, _| 0.5).0.is_nan());
         assert!(Tiers::new(vec![0, 3], 2).is_err());
+    }
+
+    #[test]
+    fn cluster_counts_are_capped_and_cost_nothing_below_the_cap() {
+        // 2^62 used to panic (capacity overflow), 10^11 to abort.
+        for n in [1usize << 62, 100_000_000_000] {
+            let e = Tiers::new(vec![0, 1], n).unwrap_err();
+            assert!(e.to_string().contains("n_clusters"), "{e}");
+        }
+        let t = Tiers::new(vec![7, 3, 7], MAX_CLUSTERS).unwrap();
+        assert_eq!(t.siblings(0).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(t.siblings(1).count(), 0);
     }
 }

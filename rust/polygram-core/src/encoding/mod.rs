@@ -12,8 +12,9 @@ pub mod rung3;
 
 pub use hea::{Entangler, Hea, Rotation};
 
+use crate::ctx::Ctx;
 use crate::gram::inner;
-use crate::{Error, Result, C64};
+use crate::{size, Error, Result, C64};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Encoding {
@@ -41,13 +42,25 @@ impl Encoding {
         }
     }
 
-    /// Write the state of one knob row into `out` (`out.len() == dim()`).
-    pub fn state_into(&self, row: &[f64], out: &mut [C64]) {
+    /// Rough elementary steps to build one state (gates × amplitudes for
+    /// HEA): what a caller weighs to decide whether a call is worth a pool.
+    pub fn state_work(&self) -> u64 {
+        match self {
+            Encoding::Mps => 32,
+            Encoding::Rung3 => 64,
+            Encoding::Hea(h) => (h.width() as u64).saturating_mul(self.dim() as u64),
+        }
+    }
+
+    /// Write the state of one knob row into `out` (`out.len() == dim()`);
+    /// only HEA circuits are long enough to poll `ctx` (per layer).
+    pub fn state_into(&self, row: &[f64], out: &mut [C64], ctx: &Ctx) -> Result<()> {
         match self {
             Encoding::Mps => out.copy_from_slice(&mps::amplitudes(row[0], row[1], row[2], row[3])),
             Encoding::Rung3 => rung3::state_into(row, out),
-            Encoding::Hea(h) => h.state_into(row, out),
+            Encoding::Hea(h) => return h.state_into(row, out, ctx),
         }
+        Ok(())
     }
 
     /// Length of the representation the Gram and scan kernels work on.
@@ -62,13 +75,14 @@ impl Encoding {
     /// the state itself, except that Rung-3 keeps its two factors apart
     /// (`[MPS 8-vector, amp 2-vector]`) so [`Encoding::inner`] is exactly
     /// `G_MPS · a` — bit for bit the MPS Gram at the default amp knobs.
-    pub fn repr_into(&self, row: &[f64], out: &mut [C64]) {
+    pub fn repr_into(&self, row: &[f64], out: &mut [C64], ctx: &Ctx) -> Result<()> {
         match self {
             Encoding::Rung3 => {
                 out[..8].copy_from_slice(&mps::amplitudes(row[0], row[1], row[2], row[3]));
                 out[8..].copy_from_slice(&rung3::amp_branch(row[4], row[5]));
+                Ok(())
             }
-            _ => self.state_into(row, out),
+            _ => self.state_into(row, out, ctx),
         }
     }
 
@@ -84,12 +98,11 @@ impl Encoding {
     /// Check a knob table of `n_features × width` values (row-major).
     pub fn check_table(&self, table: &[f64], n_features: usize) -> Result<()> {
         let w = self.width();
-        if table.len() != n_features * w {
+        if size::count(&[n_features, w]) != Some(table.len()) {
             return Err(Error::invalid(
                 "params",
                 format!(
-                    "expected {n_features} rows of {w} knobs ({} values), got {}",
-                    n_features * w,
+                    "expected {n_features} rows of {w} knobs, got {} values",
                     table.len()
                 ),
             ));

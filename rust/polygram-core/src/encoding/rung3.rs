@@ -42,6 +42,7 @@ mod tests {
 
     #[test]
     fn default_amp_knobs_give_exactly_the_mps_gram() {
+        use crate::ctx::Ctx;
         use crate::encoding::Encoding;
         use crate::gram::gram;
         use ndarray::Array2;
@@ -58,8 +59,8 @@ mod tests {
         });
         // Bit for bit: the amp factor is exactly 1 + 0i at the defaults.
         assert_eq!(
-            gram(&Encoding::Mps, mps.view()).unwrap(),
-            gram(&Encoding::Rung3, r3.view()).unwrap()
+            gram(&Encoding::Mps, mps.view(), &Ctx::serial()).unwrap(),
+            gram(&Encoding::Rung3, r3.view(), &Ctx::serial()).unwrap()
         );
     }
 
