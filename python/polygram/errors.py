@@ -186,3 +186,20 @@ class UnknownProfileError(PolygramError, KeyError):
 
 
 __all__ += ["ConfigError", "ProfileError", "UnknownProfileError"]
+
+
+# --- fold and quiet regrow (issue 12) -----------------------------------------
+
+
+class FoldError(CompressionError):
+    """``strategy="fold"`` cannot fit a cluster: activations with NaN/±inf,
+    no tokens, or a representative that never fires while a folded member
+    does (its row could not carry their contribution)."""
+
+
+class RegrowError(CompressionError):
+    """The quiet regrow rule cannot refill the slots from these residuals
+    (fewer residual tokens than slots, non-finite values, no signal)."""
+
+
+__all__ += ["FoldError", "RegrowError"]

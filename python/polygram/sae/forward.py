@@ -52,6 +52,7 @@ __all__ = [
     "decode",
     "encode",
     "fire_counts",
+    "output_scale",
     "reconstruct",
     "residual",
     "residual_stream",
@@ -446,6 +447,21 @@ def contribution(sae: SAE, f_j: Any, j: int, x: Any = None) -> Any:
         rho = run.rho(None, fj.shape[0])
     out = (fj * rho)[:, None] * w[None, :]
     return out.reshape(*shape, sae.d_in)
+
+
+def output_scale(sae: SAE, x: Any) -> Any:
+    """``ρ(x)``, the per-token factor ``N_out`` gives a decoded direction
+    (1, 1/s, 1/c(x), σ(x) for layer_norm), shape ``x.shape[:-1]``: the
+    contribution of feature ``j`` is ``f_j·ρ(x)·W_dec[j]`` (times
+    ``1/‖W_dec[j]‖`` for rescaled TopK).  What a least-squares fit of a
+    decoder row in model space weights each token by."""
+    run = _Pass(sae, x)
+    xs, lead = run.tokens(x, sae.d_in, "output_scale: x")
+    out = run.empty(xs.shape[0], 1)
+    for s in run.chunks(xs.shape[0]):
+        ctx = run.n_in(xs[s])[1] if run.needs_x() else None
+        out[s, 0] = run.rho(ctx, s.stop - s.start)
+    return out.reshape(lead)
 
 
 # ------------------------------------------- standard-architecture wrappers
