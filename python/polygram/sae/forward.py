@@ -51,6 +51,7 @@ __all__ = [
     "contribution",
     "decode",
     "encode",
+    "encoder_input",
     "fire_counts",
     "output_scale",
     "reconstruct",
@@ -447,6 +448,19 @@ def contribution(sae: SAE, f_j: Any, j: int, x: Any = None) -> Any:
         rho = run.rho(None, fj.shape[0])
     out = (fj * rho)[:, None] * w[None, :]
     return out.reshape(*shape, sae.d_in)
+
+
+def encoder_input(sae: SAE, x: Any) -> Any:
+    """``x' = N_in(x) − b_dec·[apply_b_dec_to_input]``, what every
+    architecture's encoder multiplies (``z = x'·W_enc + b``): shape of ``x``.
+    Rules that place an encoder column (quiet regrow) read projections of it."""
+    run = _Pass(sae, x)
+    xs, lead = run.tokens(x, sae.d_in, "encoder_input: x")
+    out = run.empty(xs.shape[0], sae.d_in)
+    for s in run.chunks(xs.shape[0]):
+        xn = run.n_in(xs[s])[0]
+        out[s] = xn - run.p["b_dec"] if sae.apply_b_dec_to_input else xn
+    return run.shaped(out, lead)
 
 
 def output_scale(sae: SAE, x: Any) -> Any:

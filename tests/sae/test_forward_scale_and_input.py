@@ -1,5 +1,5 @@
-"""``forward.output_scale``: the per-token factor ρ(x) of spec 16 §1.4,
-against closed forms and the contribution it is part of."""
+"""``forward.output_scale`` (ρ(x) of spec 16 §1.4) and ``forward.encoder_input``
+(x' of §1.2), against closed forms and the forward they are part of."""
 
 from __future__ import annotations
 
@@ -50,3 +50,39 @@ def test_output_scale_refuses_a_bad_width() -> None:
     sae = random_sae(np.random.default_rng(2), "standard", 4, 5)
     with pytest.raises(ValueError, match=r"output_scale: x: shape \[3, 2\]"):
         saef.output_scale(sae, np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize("mode", NORMALIZATIONS)
+@pytest.mark.parametrize("arch", ["standard", "jumprelu", "topk", "gated"])
+def test_encoder_input_is_what_the_encoder_multiplies(arch: str, mode: str) -> None:
+    rng = np.random.default_rng(3)
+    sae = random_sae(rng, arch, 5, 6, normalize=mode)
+    x = rng.normal(size=(11, 5)).astype(np.float32)
+    xp = saef.encoder_input(sae, x)
+    assert xp.shape == x.shape
+    if arch in ("standard", "topk"):
+        z = xp @ sae.tensors["W_enc"] + sae.tensors["b_enc"]
+        f = saef.encode(sae, x)
+        fired = f > 0
+        np.testing.assert_allclose(f[fired], z[fired], rtol=1e-5, atol=1e-6)
+        if arch == "standard":
+            assert (z[~fired] <= 1e-6).all()
+    elif arch == "jumprelu":
+        z = xp @ sae.tensors["W_enc"] + sae.tensors["b_enc"]
+        want = np.where(z > sae.tensors["threshold"], np.maximum(z, 0), 0)
+        np.testing.assert_allclose(saef.encode(sae, x), want, rtol=1e-5, atol=1e-6)
+    else:
+        h = xp @ sae.tensors["W_enc"]
+        gate = h + sae.tensors["b_gate"] > 0
+        mag = np.maximum(h * np.exp(sae.tensors["r_mag"]) + sae.tensors["b_mag"], 0)
+        np.testing.assert_allclose(saef.encode(sae, x), gate * mag, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_input_without_b_dec() -> None:
+    rng = np.random.default_rng(4)
+    t = dict(random_sae(rng, "standard", 3, 4).tensors)
+    from polygram.sae import SAE
+
+    sae = SAE(architecture="standard", tensors=t, apply_b_dec_to_input=False)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(saef.encoder_input(sae, x), x)
