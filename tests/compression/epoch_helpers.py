@@ -50,8 +50,8 @@ def planted_sae(seed: int = 0, *, extra: bool = False) -> dict[str, np.ndarray]:
         "W_dec": w_dec.astype(np.float32),
         "b_dec": np.zeros(D_MODEL, np.float32),
     }
-    if extra:
-        out["threshold"] = np.arange(N_SAE, dtype=np.float64)
+    if extra:  # a tensor the SAE does not use (a threshold would make it JumpReLU)
+        out["log_feature_sparsity"] = np.arange(N_SAE, dtype=np.float64)
     return out
 
 

@@ -75,7 +75,7 @@ def test_small_run_matches_library(files: dict[str, Path]) -> None:
         (["--prompts", "PROMPTS", "--n-visits-per-feature", "0"], "n_visits_per_feature"),
         (["--prompts", "PROMPTS", "--quality-delta-multiplier", "-1"], "quality_delta"),
         (["--cached-residuals", "BADX"], "expected a 2-D float array"),
-        (["--cached-residuals", "NARROW"], "d_model is 16"),
+        (["--cached-residuals", "NARROW"], "d_in is 16"),
     ],
 )
 def test_errors_exit_2(

@@ -57,7 +57,9 @@ def test_round_trip_is_exact_and_unrounded(tmp_path: Path) -> None:
         "output_checkpoint", "output_checkpoint_sha256", "validation_report_dictionary_name",
         "validation_report_schema_version", "strategy", "feature_ids", "clusters",
         "n_features_zeroed", "n_features_kept", "n_clusters", "scale_compression_ratio",
+        "sae_settings", "output_layout", "decoder_row_kept",
     }  # fmt: skip
+    assert doc["schema_version"] == 2
     p = tmp_path / "sub" / "report.json"
     assert r.to_json(p) == text and p.read_text() == text
     assert CompressionReport.from_json(p) == r
@@ -99,6 +101,24 @@ def test_defaults_for_optional_keys() -> None:
         (c.cluster_norm_mean, c.cluster_norm_std, c.merged_norm) == (None, None, None)
         for c in r.plan.clusters
     )
+
+
+def test_a_schema_1_report_reads_with_the_documented_defaults() -> None:
+    doc = json.loads(sample().to_json())
+    for k in ("sae_settings", "output_layout", "decoder_row_kept"):
+        del doc[k]
+    doc["schema_version"] = 1
+    r = CompressionReport.from_json(json.dumps(doc))
+    assert r.schema_version == 1
+    assert (r.sae_settings, r.output_layout, r.decoder_row_kept) == (None, None, False)
+
+
+def test_settings_and_layout_round_trip() -> None:
+    from dataclasses import replace
+
+    settings = {"architecture": {"value": "jumprelu", "source": "cfg"}}
+    r = replace(sample(), sae_settings=settings, output_layout="folder", decoder_row_kept=True)
+    assert CompressionReport.from_json(r.to_json()) == r
 
 
 def test_malformed_values() -> None:

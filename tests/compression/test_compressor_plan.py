@@ -11,7 +11,7 @@ import pytest
 from compression_fixtures import build_report, synth_sae
 
 from polygram.compression import ClusterPlan, Compressor
-from polygram.errors import CompressionError
+from polygram.errors import CompressionError, SAEFileNotFoundError
 
 CONFIRMED = [(2, 3), (5, 6), (6, 7), (5, 7)]  # a pair and a 3-clique; 0, 1, 4 alone
 
@@ -130,13 +130,13 @@ def test_constructor_rejects_bad_options(sae: Path, kw: dict[str, str], match: s
 
 
 def test_constructor_rejects_missing_checkpoint_and_wrong_report(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not found: .*nope.safetensors"):
+    with pytest.raises(SAEFileNotFoundError, match="nope.safetensors': no such file"):
         Compressor(build_report(4, []), tmp_path / "nope.safetensors")
     sae = synth_sae(tmp_path / "sae.safetensors")
     with pytest.raises(TypeError, match="expected a ValidationReport"):
         Compressor({"confirmed": []}, sae)  # type: ignore[arg-type]
     c = Compressor(build_report(4, []), str(sae))
-    assert c.sae_checkpoint == sae  # coerced to Path
+    assert c.sae.source.path == sae and c.sae.source.kind == "file"
 
 
 # --- scale_aware ------------------------------------------------------------

@@ -28,8 +28,8 @@ from polygram.compression.epoch import (
     validate_panel,
 )
 from polygram.compression.epoch_report import EpochIteration, EpochReport, Panel
-from polygram.errors import CompressionError
-from polygram.sae import from_sae_lens
+from polygram.errors import CompressionError, PolygramDefaultWarning, SAEFileNotFoundError
+from polygram.sae import from_sae_lens, load_sae
 from polygram.sae.records import SAEFeatureRecord
 
 
@@ -74,7 +74,7 @@ def test_constructor_rejects(sae: Path, kw: dict[str, Any], match: str) -> None:
 
 
 def test_constructor_checkpoint_and_prompts_first(tmp_path: Path, sae: Path) -> None:
-    with pytest.raises(CompressionError, match="not found"):
+    with pytest.raises(SAEFileNotFoundError, match="no such file"):
         EpochCompressor(tmp_path / "nope.safetensors", [], 5, strategy="merge")
     with pytest.raises(CompressionError, match="non-empty"):
         EpochCompressor(sae, [], 5, strategy="merge")  # prompts before strategy
@@ -85,13 +85,13 @@ def test_constructor_checkpoint_and_prompts_first(tmp_path: Path, sae: Path) -> 
 
 
 def test_constructor_defaults_and_layer_zero(sae: Path) -> None:
-    e = EpochCompressor(sae, ["hello"], 10)
+    e = EpochCompressor(sae, ["hello"], 10, model_name="gpt2")
     assert (e.coverage_target, e.cosine_threshold, e.n_visits_per_feature) == (0.95, 0.3, 3)
     assert (e.n_panels_max, e.min_firing_rate, e.max_iterations) == (1000, 0.01, 5)
     assert (e.quality_delta_multiplier, e.model_name, e.strategy) == (2.0, "gpt2", "zero")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # allowed layer 0 gives no warning here
-        EpochCompressor(sae, ["hello"], 0, allow_layer_zero=True)
+        EpochCompressor(sae, ["hello"], 0, model_name="gpt2", allow_layer_zero=True)
     assert make(sae, quality_delta_multiplier=math.inf).quality_delta_multiplier == math.inf
 
 
@@ -120,7 +120,7 @@ def test_validate_panel_matches_oracle() -> None:
     state["b_enc"][23] = -1.0
     r = validate_panel(
         Panel(4, 5, ids, ()),
-        state,
+        load_sae(state),
         x,
         model_name="m",
         layer=7,
@@ -178,7 +178,7 @@ def _pair(i: int, j: int, **kw: Any) -> CandidatePair:
 def _panel_report(name: str, ids: tuple[int, ...], pairs: list[CandidatePair]) -> ValidationReport:
     r = validate_panel(
         Panel(0, ids[0], ids, ()),
-        planted_sae(),
+        load_sae(planted_sae()),
         residuals(n_tokens=10),
         model_name="m",
         layer=5,
@@ -243,9 +243,10 @@ def test_quality_delta_matches_oracle() -> None:
     for t in x:
         p, q = recon(before, t), recon(after, t)
         total += sum((a - b) ** 2 for a, b in zip(p, q, strict=True))
-    assert quality_delta(x, before, after, chunk=7) == pytest.approx(total / len(x), rel=1e-6)
-    assert quality_delta(x, before, before) == 0.0
-    assert 0 < quality_delta(x, before, after) <= 2
+    a, b = load_sae(before), load_sae(after)
+    assert quality_delta(x, a, b) == pytest.approx(total / len(x), rel=1e-6)
+    assert quality_delta(x, a, a) == 0.0
+    assert 0 < quality_delta(x, a, b) <= 2
 
 
 # --- report JSON ---------------------------------------------------------------------
@@ -338,7 +339,7 @@ def test_run_compresses_planted_groups(sae: Path, tmp_path: Path) -> None:
     assert r1.convergence_reason == "max_iterations"
     one = load_file(str(tmp_path / "one.safetensors"))
     ce = r1.iterations[0].cross_entropy_delta
-    assert ce == pytest.approx(quality_delta(residuals(), src, one), rel=1e-5)
+    assert ce == pytest.approx(quality_delta(residuals(), load_sae(src), load_sae(one)), rel=1e-5)
 
 
 def test_run_is_repeatable_on_one_instance(sae: Path, tmp_path: Path) -> None:
@@ -423,13 +424,13 @@ def test_run_intermediate_reports(sae: Path, tmp_path: Path) -> None:
 
 
 def test_run_refuses_output_equal_to_source(sae: Path) -> None:
-    with pytest.raises(CompressionError, match="must differ"):
+    with pytest.raises(CompressionError, match="never rewritten in place"):
         make(sae).run(sae)
 
 
 def test_run_rejects_width_mismatch(sae: Path, tmp_path: Path) -> None:
     e = make(sae, cached_residuals=np.ones((5, 3), np.float32))
-    with pytest.raises(CompressionError, match="d_model is 16"):
+    with pytest.raises(CompressionError, match="d_in is 16"):
         e.run(tmp_path / "o.safetensors")
 
 
@@ -477,17 +478,19 @@ def test_run_with_prompts_equals_cached_capture(tiny_model_dir: Path, tmp_path: 
 
 def test_seed_readme_constructor(sae: Path) -> None:
     """The seed README's EpochCompressor snippet, up to the run (which needs gpt2)."""
-    epoch = EpochCompressor(
-        sae_checkpoint=str(sae),
-        prompts=["The cat sat on the mat."],
-        layer=10,
-        coverage_target=0.95,
-        cosine_threshold=0.30,
-        n_visits_per_feature=3,
-        max_iterations=5,
-        quality_delta_multiplier=2.0,
-    )
-    assert epoch.sae_checkpoint == sae and epoch.layer == 10
+    with pytest.warns(PolygramDefaultWarning, match="using --model gpt2"):
+        epoch = EpochCompressor(
+            sae_checkpoint=str(sae),
+            prompts=["The cat sat on the mat."],
+            layer=10,
+            coverage_target=0.95,
+            cosine_threshold=0.30,
+            n_visits_per_feature=3,
+            max_iterations=5,
+            quality_delta_multiplier=2.0,
+        )
+    assert epoch.sae.source.path == sae and epoch.layer == 10
+    assert epoch.sae.settings.model_name.to_dict() == {"value": "gpt2", "source": "default"}
 
 
 @given(
@@ -510,7 +513,7 @@ def test_validate_panel_counts_property(n: int, t: int, seed: int, bias: float) 
     ids = tuple(range(n))
     r = validate_panel(
         Panel(0, 0, ids, ()),
-        state,
+        load_sae(state),
         x,
         model_name="m",
         layer=5,

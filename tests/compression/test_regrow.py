@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from polygram.compression.regrow import Regrower, RegrowReport, RegrowStrategy
-from polygram.errors import CompressionError, SAEFormatError
+from polygram.errors import CompressionError, SAEFileNotFoundError
 from polygram.sae.forward import residual_stream
 
 ZEROED = (2, 5, 9, 13)
@@ -145,7 +145,7 @@ def test_guards(sae: Path, tmp_path: Path) -> None:
         g = Regrower(sae, strategy, ZEROED, cached_residuals=np.ones((9, 8), np.float32))
         with pytest.raises(NotImplementedError, match=strategy):
             g.plan()
-    with pytest.raises(CompressionError, match="width 5 but the SAE's d_model is 8"):
+    with pytest.raises(CompressionError, match="width 5 but the SAE's d_in is 8"):
         Regrower(sae, "residual_kmeans", ZEROED, cached_residuals=np.ones((9, 5))).plan()
 
 
@@ -182,33 +182,39 @@ def test_constructor_errors(sae: Path, kwargs: dict, match: str) -> None:
 def test_missing_checkpoint_and_output_rules(
     sae: Path, residuals: np.ndarray, tmp_path: Path
 ) -> None:
-    with pytest.raises(CompressionError, match="not found"):
+    with pytest.raises(SAEFileNotFoundError, match="no such file"):
         Regrower(tmp_path / "nope.safetensors", "residual_kmeans", [], cached_residuals=residuals)
     g = Regrower(sae, RegrowStrategy.RESIDUAL_KMEANS, ZEROED, cached_residuals=residuals)
     assert g.strategy == "residual_kmeans"
     with pytest.raises(CompressionError, match="output_checkpoint is required"):
         g.apply()
-    with pytest.raises(CompressionError, match="must differ"):
+    with pytest.raises(CompressionError, match="never rewritten in place"):
         g.apply(output_checkpoint=sae)
     other = Regrower(sae, "residual_kmeans", ZEROED, cached_residuals=residuals, seed=3).plan()
     with pytest.raises(CompressionError, match="not produced by this Regrower"):
         g.apply(other, tmp_path / "x.safetensors")
 
 
-def test_non_canonical_keys_are_refused(residuals: np.ndarray, tmp_path: Path) -> None:
+def test_non_canonical_keys_are_kept(residuals: np.ndarray, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
     p = tmp_path / "alias.safetensors"
-    save_file(
-        {
-            "encoder.weight": np.ones((16, 8), np.float32),
-            "encoder.bias": np.ones(16, np.float32),
-            "decoder.weight": np.ones((8, 16), np.float32),
-            "decoder.bias": np.ones(8, np.float32),
-        },
-        str(p),
+    stored = {
+        "encoder.weight": rng.standard_normal((16, 8)).astype(np.float32),
+        "encoder.bias": np.full(16, -0.5, np.float32),
+        "decoder.weight": rng.standard_normal((8, 16)).astype(np.float32),
+        "decoder.bias": np.zeros(8, np.float32),
+    }
+    save_file(stored, str(p))
+    res = Regrower(p, "residual_kmeans", [3], cached_residuals=residuals).run(
+        tmp_path / "o.safetensors"
     )
-    g = Regrower(p, "residual_kmeans", [3], cached_residuals=residuals)  # header read: 16 rows
-    with pytest.raises(SAEFormatError, match=r"canonical tensors.*polygram compress"):
-        g.plan()
+    out = load_file(str(res.output_checkpoint))
+    assert {k: v.shape for k, v in out.items()} == {k: v.shape for k, v in stored.items()}
+    u = out["decoder.weight"][:, 3]  # nn.Linear layout: slot 3 is a column
+    assert np.linalg.norm(u) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(out["encoder.weight"][3], u, rtol=1e-6)
+    assert out["encoder.bias"][3] == 0
+    np.testing.assert_array_equal(out["decoder.weight"][:, 4:], stored["decoder.weight"][:, 4:])
 
 
 def test_chained_provenance_and_json_round_trip(
@@ -253,14 +259,16 @@ def test_prompts_path_equals_the_cached_capture(tiny_model_dir: Path, tmp_path: 
     pytest.importorskip("torch")
     from behavioural.beh_helpers import D_MODEL, PROMPTS
 
-    from polygram.runtime import HookPoint, capture_activations, get_model
+    from polygram.runtime import capture_activations, get_model
 
     sae = synth_sae(tmp_path / "sae.safetensors", n=16, d=D_MODEL)
     common = {"strategy": "residual_kmeans", "zeroed": ZEROED, "seed": 1}
     live = Regrower(
         sae, prompts=PROMPTS, model_name=str(tiny_model_dir), layer=2, device="cpu", **common
     )
-    x = capture_activations(get_model(tiny_model_dir, "cpu"), HookPoint(2), PROMPTS)
+    x = capture_activations(
+        get_model(str(tiny_model_dir), "cpu"), "blocks.2.hook_resid_pre", PROMPTS
+    )
     cached = Regrower(sae, cached_residuals=x, **common)
     a = load_file(str(live.run(tmp_path / "a.safetensors").output_checkpoint))
     b = load_file(str(cached.run(tmp_path / "b.safetensors").output_checkpoint))

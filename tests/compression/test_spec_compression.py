@@ -41,8 +41,13 @@ def _buggy_totals(pairs: object) -> dict[int, int]:
 def test_far_cluster_representative_uses_correct_attribution(tmp_path: Path) -> None:
     """Spec 11 §3.2: correct totals 8371:36, 2287:39, 68:36, 13737:36 → 2287;
     0.0.1's swapped totals (2287:37, 8371:37, 68:37, 13737:36) would pick 68."""
-    sae = tmp_path / "sae.safetensors"
-    sae.write_bytes(b"x")  # plan() with n_fires reads no tensor
+    n = max(FAR) + 1  # an in-memory SAE wide enough for the far ids
+    sae = {
+        "W_enc": np.zeros((2, n), np.float32),
+        "b_enc": np.zeros(n, np.float32),
+        "W_dec": np.ones((n, 2), np.float32),
+        "b_dec": np.zeros(2, np.float32),
+    }
     report = build_report(0, itertools.combinations(FAR, 2), n_fires=FAR_FIRES, feature_ids=FAR)
     assert any(p.i > p.j for p in report.pairs)
     assert fire_totals(report.pairs) == {8371: 36, 2287: 39, 68: 36, 13737: 36}
@@ -102,7 +107,7 @@ def test_scale_ratio_and_counts_by_hand(
 # ------------------------------------------------------------------ §4 / §6
 
 
-def test_output_holds_four_float32_tensors_and_source_is_untouched(tmp_path: Path) -> None:
+def test_output_keeps_every_tensor_and_dtype_and_source_is_untouched(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     src = tmp_path / "src.safetensors"
     tensors = {
@@ -117,14 +122,16 @@ def test_output_holds_four_float32_tensors_and_source_is_untouched(tmp_path: Pat
     res = Compressor(build_report(16, [(3, 4)]), src).run(tmp_path / "o.safetensors")
     assert src.read_bytes() == before
     out = load_file(str(res.output_checkpoint))
-    assert sorted(out) == ["W_dec", "W_enc", "b_dec", "b_enc"]  # threshold dropped
-    assert all(v.dtype == np.float32 for v in out.values())
-    # rep 4 (more fires) and singletons are the up-cast source; 3 is silenced
-    np.testing.assert_array_equal(out["W_dec"][4], tensors["W_dec"][4].astype(np.float32))
-    np.testing.assert_array_equal(out["b_dec"], tensors["b_dec"].astype(np.float32))
+    assert sorted(out) == ["W_dec", "W_enc", "b_dec", "b_enc", "threshold"]  # spec 16 §2.5
+    assert all(v.dtype == np.float16 for v in out.values())
+    # rep 4 (more fires) and singletons are the source exactly; 3 is silenced
+    np.testing.assert_array_equal(out["W_dec"][4], tensors["W_dec"][4])
+    np.testing.assert_array_equal(out["b_dec"], tensors["b_dec"])
+    np.testing.assert_array_equal(out["threshold"], tensors["threshold"])  # kept
     assert not out["W_dec"][3].any() and not out["W_enc"][:, 3].any() and out["b_enc"][3] == 0
     assert res.report.source_checkpoint == str(src)
     assert res.report.output_checkpoint == str((tmp_path / "o.safetensors").resolve())
+    assert (tmp_path / "o.cfg.json").is_file()
 
 
 def test_failed_write_leaves_neither_output_nor_temp_file(
@@ -135,7 +142,7 @@ def test_failed_write_leaves_neither_output_nor_temp_file(
     sae = synth_sae(tmp_path / "sae.safetensors")
     out_dir = tmp_path / "out"
 
-    def boom(tensors: object, filename: str) -> None:
+    def boom(tensors: object, filename: str, metadata: object = None) -> None:
         assert Path(filename).parent == out_dir and Path(filename).name.startswith(".o.")
         Path(filename).write_bytes(b"partial")
         raise OSError("disk full")
@@ -189,7 +196,8 @@ def test_json_keys_and_unrounded_floats(tmp_path: Path) -> None:
         "output_checkpoint", "output_checkpoint_sha256",
         "validation_report_dictionary_name", "validation_report_schema_version",
         "strategy", "feature_ids", "clusters", "n_features_zeroed", "n_features_kept",
-        "n_clusters", "scale_compression_ratio",
+        "n_clusters", "scale_compression_ratio", "sae_settings", "output_layout",
+        "decoder_row_kept",
     }  # fmt: skip
     (c,) = doc["clusters"]
     assert set(c) == {
@@ -264,10 +272,10 @@ def test_cli_missing_extra_exits_2(
     from polygram.cli import main
     from polygram.errors import missing
 
-    def no_safetensors(*_: object) -> None:
+    def no_safetensors(*_: object, **__: object) -> None:
         raise missing("safetensors", "sae", "writing SAE checkpoints")
 
-    monkeypatch.setattr(compressor_mod, "write_sae_state", no_safetensors)
+    monkeypatch.setattr(compressor_mod, "write_sae", no_safetensors)
     sae = synth_sae(tmp_path / "sae.safetensors")
     build_report(8, [(1, 2)]).to_json(tmp_path / "v.json")
     code = main(

@@ -21,7 +21,7 @@ from safetensors.numpy import save_file
 import polygram.compression.epoch as epoch_mod
 from polygram._report_json import round6
 from polygram.compression.epoch import EpochCompressor
-from polygram.errors import CompressionError
+from polygram.errors import CompressionError, SAEFileNotFoundError
 
 
 @pytest.fixture()
@@ -49,9 +49,12 @@ def test_constructor_check_order(tmp_path: Path, sae: Path) -> None:
         "max_iterations": 0,
         "quality_delta_multiplier": -1.0,
         "layer": -1,
+        "model_name": "gpt2",
     }
+    with pytest.raises(SAEFileNotFoundError, match="no such file"):
+        EpochCompressor(**kw)
+    kw["sae_checkpoint"] = sae
     repairs: list[tuple[str, str, Any]] = [
-        ("not found", "sae_checkpoint", sae),
         ("non-empty", "prompts", ["hello"]),
         ("'zero' strategy", "strategy", "zero"),
         ("coverage_target", "coverage_target", 0.95),
@@ -145,7 +148,7 @@ def test_representative_is_the_most_firing_member(tmp_path: Path) -> None:
 # --- §3.2 step 6 / §3.3: report names; §3.2 step 9: temp files in the output dir ---------
 
 
-def test_names_are_sanitised_and_temps_live_in_the_output_dir(
+def test_names_are_sanitised_and_no_temp_checkpoints_are_written(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     src = write_planted_sae(tmp_path / "src" / "my-sae.v2.safetensors")
@@ -157,24 +160,24 @@ def test_names_are_sanitised_and_temps_live_in_the_output_dir(
         return real_aggregate(reports, name)
 
     writes: list[Path] = []
-    real_write = epoch_mod.write_sae_state
+    real_write = epoch_mod.write_sae
 
-    def spy_write(path: Any, state: Any) -> Path:
+    def spy_write(sae: Any, path: Any, **kw: Any) -> Any:
         writes.append(Path(path))
-        return real_write(path, state)
+        return real_write(sae, path, **kw)
 
     monkeypatch.setattr(epoch_mod, "aggregate_panel_reports", spy_aggregate)
-    monkeypatch.setattr(epoch_mod, "write_sae_state", spy_write)
+    monkeypatch.setattr(epoch_mod, "write_sae", spy_write)
     out = tmp_path / "out" / "sae.epoch.safetensors"
     res = make(src, max_iterations=1).run(out)
     assert names == ["EpochSynth_my_sae_v2"]
     assert res.final_dictionary.name == "Epoch_my_sae_v2"
-    tmp_in, final = writes
-    assert tmp_in.parent == out.parent.resolve()
-    assert tmp_in.name.startswith(".epoch_iter0_in.") and tmp_in.name.endswith(".tmp")
-    assert final == out.resolve()
+    assert writes == [out]  # iterations compress in memory (spec 16 §6.2): one write
     assert sorted(p.name for p in src.parent.iterdir()) == ["my-sae.v2.safetensors"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["sae.epoch.safetensors"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "sae.epoch.cfg.json",
+        "sae.epoch.safetensors",
+    ]
 
 
 # --- §3.2 step 3: an empty pair graph gives one panel per iteration ----------------------
@@ -213,8 +216,10 @@ def test_report_json_key_sets(sae: Path, tmp_path: Path) -> None:
         "coverage_achieved",
         "wall_seconds",
         "iterations",
+        "sae_settings",
+        "output_layout",
     }
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 4 and doc["output_layout"] == "file"
     (it,) = doc["iterations"]
     assert set(it) == {
         "iteration",
@@ -450,8 +455,8 @@ def test_run_refuses_a_directory_output_before_any_work(
     monkeypatch: pytest.MonkeyPatch, sae: Path, tmp_path: Path
 ) -> None:
     def boom(*a: Any, **k: Any) -> None:
-        raise AssertionError("the SAE was read before the output path was checked")
+        raise AssertionError("the residuals were read before the output path was checked")
 
-    monkeypatch.setattr(epoch_mod, "load_sae_state", boom)
-    with pytest.raises(CompressionError, match="is a directory"):
-        make(sae).run(tmp_path)
+    monkeypatch.setattr(epoch_mod.EpochCompressor, "_residuals", boom)
+    with pytest.raises(CompressionError, match="holds other files"):
+        make(sae).run(tmp_path)  # a foreign, non-empty folder

@@ -18,6 +18,7 @@ from polygram.cli import main
 from polygram.compression import Compressor
 from polygram.compression.regrow import Regrower, RegrowReport
 from polygram.errors import SAEFormatError, missing
+from polygram.sae import load_sae
 
 
 @pytest.fixture
@@ -83,8 +84,10 @@ def test_json_shape_and_from_json_coercions(sae: Path, x: np.ndarray, tmp_path: 
         "schema_version", "source_checkpoint", "source_checkpoint_sha256",
         "output_checkpoint", "output_checkpoint_sha256", "strategy",
         "n_slots_repopulated", "n_slots_left_zero", "feature_ids", "plan",
-        "strategy_params", "provenance",
+        "strategy_params", "provenance", "sae_settings", "output_layout",
     }  # fmt: skip
+    assert doc["schema_version"] == 2 and doc["output_layout"] == "file"
+    assert doc["sae_settings"]["architecture"] == {"value": "standard", "source": "inferred"}
     assert set(doc["plan"]) == {
         "strategy", "n_residual_tokens", "zeroed_input", "feature_ids", "slots"
     }  # fmt: skip
@@ -225,15 +228,20 @@ def test_seed_readme_direct_regrower_snippet_runs_as_written(
     assert result.report.n_slots_repopulated == 3
 
 
-def test_bf16_checkpoint_gets_a_clear_error(x: np.ndarray, tmp_path: Path) -> None:
-    """The Regrower keeps the file's dtypes, and numpy has no BF16: refused
-    with the path and a pointer, not a numpy traceback (spec 12 §3.1)."""
+def test_bf16_checkpoint_is_regrown_and_stays_bf16(x: np.ndarray, tmp_path: Path) -> None:
+    """BF16 checkpoints (refused before spec 16) are read exactly and written
+    back in BF16 (round-to-nearest-even), every untouched value bit-exact."""
     import struct
 
+    rng = np.random.default_rng(2)
     shapes = {"W_enc": (8, 16), "b_enc": (16,), "W_dec": (16, 8), "b_dec": (8,)}
+    words = {
+        n: (rng.standard_normal(s).astype(np.float32).view(np.uint32) >> 16)
+        for n, s in shapes.items()
+    }
     header, blobs, off = {}, [], 0
     for name, shape in shapes.items():
-        data = np.zeros(shape, "<u2").tobytes()  # BF16 zeros
+        data = words[name].astype("<u2").tobytes()
         header[name] = {
             "dtype": "BF16",
             "shape": list(shape),
@@ -245,9 +253,13 @@ def test_bf16_checkpoint_gets_a_clear_error(x: np.ndarray, tmp_path: Path) -> No
     h += b" " * ((8 - len(h) % 8) % 8)
     p = tmp_path / "bf16.safetensors"
     p.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    g = Regrower(p, "residual_kmeans", [3], cached_residuals=x)  # the header alone is fine
-    with pytest.raises(SAEFormatError, match="cannot be read as numpy tensors"):
-        g.plan()
+    res = Regrower(p, "residual_kmeans", [3], cached_residuals=x).run(tmp_path / "o.safetensors")
+    out = load_sae(res.output_checkpoint)
+    assert all(out.layout[n].dtype == "BF16" for n in shapes)
+    kept = [f for f in range(16) if f != 3]
+    src_dec = (words["W_dec"].astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(out.tensors["W_dec"][kept], src_dec[kept])
+    assert np.linalg.norm(out.tensors["W_dec"][3]) == pytest.approx(1.0, abs=1e-2)
 
 
 def test_zeroed_list_parsing() -> None:
@@ -271,4 +283,4 @@ def test_strategy_enum_and_required_strategy(sae: Path, x: np.ndarray) -> None:
     with pytest.raises(TypeError, match="strategy"):
         Regrower(sae, zeroed=[1], cached_residuals=x)  # type: ignore[call-arg]
     g = Regrower(sae, "residual_kmeans", [1], cached_residuals=x)
-    assert (g.seed, g.n_init, g.model_name, g.layer, g.device) == (0, 4, "gpt2", 10, None)
+    assert (g.seed, g.n_init, g.model_name, g.layer, g.device) == (0, 4, None, None, None)

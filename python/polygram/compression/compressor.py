@@ -1,9 +1,12 @@
 """``Compressor``: confirmed redundant pairs → one live feature per cluster
-(spec 11 §§1–4).
+(spec 11 §§1–4, spec 16 §1.6).
 
 ``plan()`` turns the report's ``confirmed`` pairs into connected components
-(Rust union-find) and picks a representative per component; ``apply()``
-silences the other members in a *new* checkpoint.  Components rather than
+(Rust union-find) and picks a representative per component; ``compress()``
+silences the other members in a *new* in-memory SAE (every tensor, name,
+orientation and dtype kept) and ``apply()`` writes it in the layout of the
+source (spec 16 §2.5).  The source is any SAE source ``load_sae`` accepts,
+decoder-only checkpoints included (spec 18 §4).  Components rather than
 pair-by-pair edits make the result independent of pair order: when confirmed
 pairs form a clique, each non-representative is silenced exactly once.
 
@@ -22,12 +25,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Integral
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from polygram._io import sha256_file
 from polygram.behavioural.report import CandidatePair, ValidationReport
 from polygram.compression.choices import REP_SELECTIONS
 from polygram.compression.clusters import connected_components
@@ -41,18 +42,15 @@ from polygram.compression.strategies import (
     MERGE_MODES,
     STRATEGIES,
     check_feature_ids,
+    decoder_row_kept,
     merge_strategy,
     row_norms,
     zero_strategy,
 )
 from polygram.errors import CompressionError
-from polygram.sae.checkpoint import (
-    CANONICAL_KEYS,
-    check_sae_shapes,
-    distinct_output,
-    load_sae_checkpoint,
-    write_sae_state,
-)
+from polygram.sae.load import load_sae
+from polygram.sae.value import SAE
+from polygram.sae.write import plan_output, write_sae
 
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
@@ -132,6 +130,9 @@ def _argmax_lowest(members: tuple[int, ...], scores: Any) -> int:
 class Compressor:
     """Plan and apply the compression of one validation report's confirmed pairs.
 
+    ``sae_checkpoint`` is any source of :func:`polygram.sae.load_sae` (an
+    ``SAE``, a mapping of arrays, a SAELens folder, a ``.safetensors`` file;
+    decoder-only checkpoints too); it is loaded once, at construction.
     ``strategy`` ∈ {``zero``, ``merge``}; ``rep_selection`` ∈ {``n_fires``,
     ``scale_aware``}; ``merge_mode`` ∈ {``freq_weighted``, ``simple_mean``}
     (checked even for ``zero``); ``representatives`` overrides the chosen
@@ -141,7 +142,7 @@ class Compressor:
     """
 
     validation_report: ValidationReport
-    sae_checkpoint: str | os.PathLike[str]
+    sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
     strategy: Literal["zero", "merge"] = "zero"
     rep_selection: Literal["n_fires", "scale_aware"] = "n_fires"
     merge_mode: Literal["freq_weighted", "simple_mean"] = "freq_weighted"
@@ -150,7 +151,7 @@ class Compressor:
     _defaults: tuple[ClusterPlan, ...] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    _w_dec: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _sae: SAE = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.validation_report, ValidationReport):
@@ -158,14 +159,6 @@ class Compressor:
                 f"Compressor.validation_report: got {type(self.validation_report).__name__}; "
                 "expected a ValidationReport"
             )
-        if not isinstance(self.sae_checkpoint, (str, os.PathLike)):
-            raise TypeError(
-                f"Compressor.sae_checkpoint: got {type(self.sae_checkpoint).__name__}; "
-                "expected a path"
-            )
-        self.sae_checkpoint = Path(self.sae_checkpoint)
-        if not self.sae_checkpoint.is_file():
-            raise CompressionError(f"SAE checkpoint not found: {self.sae_checkpoint}")
         for name, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("rep_selection", self.rep_selection, REP_SELECTIONS),
@@ -175,8 +168,20 @@ class Compressor:
                 raise CompressionError(
                     f"unsupported {name} {value!r}; allowed: {', '.join(allowed)}"
                 )
+        self._sae = load_sae(self.sae_checkpoint, partial=True)
+        if self.strategy == "merge" and decoder_row_kept(self._sae):
+            raise CompressionError(
+                f"strategy 'merge': {self._sae.source.display!r} is a TopK SAE with "
+                "rescale_acts_by_decoder_norm, so the decoder row norm cancels out of its "
+                "forward and merge would do nothing; use strategy='zero'"
+            )
         if self.representatives is not None:
             self._check_overrides(self.representatives)
+
+    @property
+    def sae(self) -> SAE:
+        """The source SAE (loaded once)."""
+        return self._sae
 
     # ----------------------------------------------------------------- plan
     def _check_overrides(self, reps: Any) -> None:
@@ -234,9 +239,7 @@ class Compressor:
         return self._defaults
 
     def _decoder(self) -> np.ndarray:
-        if self._w_dec is None:
-            self._w_dec = load_sae_checkpoint(self.sae_checkpoint, keys=("W_dec",))["W_dec"]
-        return self._w_dec
+        return self._sae.tensors["W_dec"]
 
     def _scale_aware_rep(
         self,
@@ -248,7 +251,7 @@ class Compressor:
         """0.4·norm proximity to the cluster median + 0.4·min-max ablation KL
         + 0.2·min-max log fires; argmax, ties → lowest fid."""
         w_dec = self._decoder()
-        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(str(self.sae_checkpoint)))
+        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(self._sae.source.display))
         norms = row_norms(w_dec, members)
         med = float(np.median(norms))
         prox = np.clip(1.0 - np.abs(norms - med) / (med + _EPS), 0.0, 1.0)
@@ -284,38 +287,25 @@ class Compressor:
         return self._plan
 
     # ---------------------------------------------------------------- apply
-    def apply(
-        self,
-        plan: CompressionPlan | None = None,
-        output_checkpoint: str | os.PathLike[str] | None = None,
-    ) -> CompressionResult:
-        """Write the compressed checkpoint (only the four canonical tensors,
-        float32) atomically to ``output_checkpoint`` and report on it."""
-        src = Path(self.sae_checkpoint)
-        out = distinct_output(src, output_checkpoint, "Compressor.apply")
+    def compress(self, plan: CompressionPlan | None = None) -> tuple[SAE, CompressionPlan, float]:
+        """The compressed SAE in memory, the plan with its norm fields filled
+        in and the scale-compression ratio (nothing is written)."""
         plan = self.plan() if plan is None else plan
         if not isinstance(plan, CompressionPlan):
             raise TypeError(f"plan: got {type(plan).__name__}; expected a CompressionPlan")
-        arrays = load_sae_checkpoint(src, CANONICAL_KEYS)
-        check_sae_shapes(src, arrays)
-        source_sha = sha256_file(src)
-        w_src = arrays["W_dec"]
-
+        sae = self._sae
+        w_src = sae.tensors["W_dec"]
         for c in plan.clusters:
-            check_feature_ids(f"cluster {c.cluster_id}", c.members, w_src.shape[0], repr(str(src)))
+            check_feature_ids(
+                f"cluster {c.cluster_id}", c.members, w_src.shape[0], repr(sae.source.display)
+            )
         member_norms = {c.cluster_id: row_norms(w_src, c.members) for c in plan.clusters}
-
-        # The arrays were just loaded and are ours: edit them in place (a copy
-        # of a GPT-2-small SAE costs as much as the rest of the rewrite); every
-        # source norm needed later is in member_norms.
         merged: dict[int, float] = {}
         if self.strategy == "merge":
             fires = fire_totals(self.validation_report.pairs)
-            new, merged = merge_strategy(arrays, plan, fires, self.merge_mode, copy=False)
+            new, merged = merge_strategy(sae, plan, fires, self.merge_mode)
         else:
-            new = zero_strategy(arrays, plan, copy=False)
-        del arrays
-
+            new = zero_strategy(sae, plan)
         clusters = tuple(
             replace(
                 c,
@@ -326,25 +316,51 @@ class Compressor:
             for c in plan.clusters
         )
         patched = CompressionPlan(clusters, plan.feature_ids)
-        ratio = _scale_ratio(patched, member_norms, self.strategy)
-        dictionary = self._debug_dictionary(patched, new["W_dec"])
+        return new, patched, _scale_ratio(patched, member_norms, self.strategy)
 
-        write_sae_state(out, {k: new[k] for k in CANONICAL_KEYS})
+    def apply(
+        self,
+        plan: CompressionPlan | None = None,
+        output_checkpoint: str | os.PathLike[str] | None = None,
+    ) -> CompressionResult:
+        """Write the compressed SAE atomically to ``output_checkpoint`` (the
+        layout of spec 16 §2.5: folder in → folder out, file in → file +
+        sidecar cfg) and report on it."""
+        if output_checkpoint is None:
+            raise CompressionError("Compressor.apply: output_checkpoint is required")
+        plan_output(self._sae.source, output_checkpoint, "Compressor.apply")  # before any work
+        new, patched, ratio = self.compress(plan)
+        dictionary = self._debug_dictionary(patched, new.tensors["W_dec"])
+        source_sha = self._sae.source_sha256()
+        written = write_sae(
+            new,
+            output_checkpoint,
+            provenance={
+                "tool": "polygram compress",
+                "source_sha256": source_sha,
+                "n_features_zeroed": patched.n_features_zeroed,
+            },
+            owner="Compressor.apply",
+        )
+        assert self._sae.settings is not None
         report = CompressionReport(
-            source_checkpoint=str(self.sae_checkpoint),
+            source_checkpoint=self._sae.source.display,
             source_checkpoint_sha256=source_sha,
-            output_checkpoint=str(out),
-            output_checkpoint_sha256=sha256_file(out),
+            output_checkpoint=str(written.path),
+            output_checkpoint_sha256=written.sha256,
             validation_report_dictionary_name=self.validation_report.dictionary_name,
             validation_report_schema_version=int(self.validation_report.schema_version),
             strategy=self.strategy,
             plan=patched,
             n_features_zeroed=patched.n_features_zeroed,
-            n_features_kept=len(clusters),
-            n_clusters=len(clusters),
+            n_features_kept=len(patched.clusters),
+            n_clusters=len(patched.clusters),
             scale_compression_ratio=ratio,
+            sae_settings=self._sae.settings.to_dict(),
+            output_layout=written.layout,
+            decoder_row_kept=decoder_row_kept(self._sae),
         )
-        return CompressionResult(patched, report, out, dictionary)
+        return CompressionResult(patched, report, written.path, dictionary)
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> CompressionResult:
         """``apply(plan(), output_checkpoint)``."""
@@ -357,7 +373,7 @@ class Compressor:
         if not ids:
             return None
         check_feature_ids(
-            "validation_report.feature_ids", ids, w_dec.shape[0], repr(str(self.sae_checkpoint))
+            "validation_report.feature_ids", ids, w_dec.shape[0], repr(self._sae.source.display)
         )
         return decoder_dictionary(ids, w_dec[ids], self.validation_report.dictionary_name)
 

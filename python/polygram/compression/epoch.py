@@ -11,9 +11,12 @@ the zeroed features excluded, until no panel confirms a pair, the iteration
 cap is hit, or the quality proxy jumps past ``quality_delta_multiplier``
 times the first iteration's.
 
-The residuals come from one pre-pass over ``prompts`` (the ``behavioural``
-extra) or are given as ``cached_residuals``, which makes ``run()`` torch-free.
-See docs/epoch.md.
+The residuals come from one pre-pass over ``prompts`` at the SAE's hook (the
+``behavioural`` extra, through ``polygram.runtime``) or are given as
+``cached_residuals``, which makes ``run()`` torch-free.  Every SAE pass (fire
+counts, panel gate, quality proxy) is ``polygram.sae.forward`` on the SAE's
+own architecture, and each iteration compresses an in-memory SAE: no temp
+checkpoint files.  See docs/epoch.md.
 """
 
 from __future__ import annotations
@@ -21,18 +24,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polygram._io import ensure_dir, sha256_file
 from polygram._report_json import round6
 from polygram.behavioural.report import (
     CandidatePair,
@@ -50,15 +51,11 @@ from polygram.compression.epoch_report import (
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
 from polygram.errors import CompressionError
 from polygram.runtime.devices import check_device
-from polygram.sae.checkpoint import (
-    CANONICAL_KEYS,
-    checkpoint_stem,
-    distinct_output,
-    load_sae_state,
-    require_finite_sae,
-    write_sae_state,
-)
-from polygram.sae.forward import sae_activations, sae_reconstruct
+from polygram.sae import forward as saef
+from polygram.sae.checkpoint import checkpoint_stem
+from polygram.sae.load import load_sae
+from polygram.sae.value import SAE
+from polygram.sae.write import plan_output, write_sae
 
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
@@ -70,12 +67,11 @@ __all__ = [
     "validate_panel",
 ]
 
-#: Tokens per chunk of a full-SAE pass, so ``T × n_features`` is never held…
-_CHUNK = 1024
-#: …and at most this many activations per chunk for very wide SAEs (64 MB float32).
-_CHUNK_ELEMENTS = 1 << 24
 #: A std below this is replaced by 1 in the epoch Pearson (→ 0, not NaN).
 _STD_FLOOR = 1e-12
+#: What panel reports name when neither flag nor cfg gave the model / layer
+#: (cached residuals need neither).
+_UNKNOWN_MODEL, _UNKNOWN_LAYER = "unknown", -1
 
 LAYER_ZERO_MESSAGE = (
     "layer 0 hooks the embeddings entering block 0, a dead zone for redundancy "
@@ -85,10 +81,6 @@ LAYER_ZERO_MESSAGE = (
 
 
 # ------------------------------------------------------------------ the math
-def _token_chunk(chunk: int, n_features: int) -> int:
-    return max(1, min(chunk, _CHUNK_ELEMENTS // max(1, n_features)))
-
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z.astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
@@ -97,38 +89,23 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def quality_delta(
-    x: np.ndarray,
-    before: Mapping[str, np.ndarray],
-    after: Mapping[str, np.ndarray],
-    chunk: int = _CHUNK,
-) -> float:
-    """0.0.1's ``cross_entropy_delta``: ``mean_t Σ_d (P[t,d] − Q[t,d])²`` where
-    ``P``/``Q`` softmax each token's full-SAE reconstruction (before / after)
-    over the ``d_model`` axis.  Not a cross-entropy — no language model is
-    involved — but the quantity upstream reports under that name; in [0, 2]."""
+def quality_delta(x: np.ndarray, before: SAE, after: SAE) -> float:
+    """0.0.1's ``cross_entropy_delta`` (the ``upstream_proxy``):
+    ``mean_t Σ_d (P[t,d] − Q[t,d])²`` where ``P``/``Q`` softmax each token's
+    reconstruction by the ``before`` / ``after`` SAE over the ``d_in`` axis.
+    Not a cross-entropy — no language model is involved — but the quantity
+    upstream reports under that name; in [0, 2].  Token chunks as the forward's."""
     t = x.shape[0]
     if t == 0:
         return 0.0
-    chunk = _token_chunk(chunk, before["W_dec"].shape[0])
-    a, b = [before[k] for k in CANONICAL_KEYS], [after[k] for k in CANONICAL_KEYS]
+    step = saef.chunk_tokens(before.d_sae)
     total = 0.0
-    for s in range(0, t, chunk):
-        xs = x[s : s + chunk]
-        p = _softmax(sae_reconstruct(xs, *a))
-        q = _softmax(sae_reconstruct(xs, *b))
+    for s in range(0, t, step):
+        xs = x[s : s + step]
+        p = _softmax(saef.reconstruct(before, xs))
+        q = _softmax(saef.reconstruct(after, xs))
         total += float(np.square(p - q).sum())
     return total / t
-
-
-def _fire_counts(x: np.ndarray, state: Mapping[str, np.ndarray], chunk: int = _CHUNK) -> np.ndarray:
-    """Tokens on which each feature fires (activation > 0), over all features."""
-    counts = np.zeros(state["W_dec"].shape[0], dtype=np.int64)
-    chunk = _token_chunk(chunk, counts.size)
-    for s in range(0, x.shape[0], chunk):
-        acts = sae_activations(x[s : s + chunk], state["W_enc"], state["b_enc"], state["b_dec"])
-        counts += (acts > 0).sum(axis=0)
-    return counts
 
 
 def _unit64(rows: np.ndarray) -> np.ndarray:
@@ -154,7 +131,7 @@ def _pearson_matrix(acts: np.ndarray) -> np.ndarray:
 
 def validate_panel(
     panel: Panel,
-    state: Mapping[str, np.ndarray],
+    sae: SAE,
     x: np.ndarray,
     *,
     model_name: str,
@@ -165,22 +142,20 @@ def validate_panel(
     min_both_fire: int,
 ) -> ValidationReport:
     """Inline gate of one panel (spec 13 §3.2 step 5) from the cached
-    residuals ``x`` and the *current* SAE ``state``: every member pair
+    residuals ``x`` and the *current* SAE: every member pair
     ``i < j`` gets ``polygram_overlap = |G_ij|²`` of the panel's Dictionary,
     ``decoder_overlap = cos²``, fire counts, Jaccard and Pearson of the
     activations; KL fields are NaN.  A pair passes when polygram ≥ τ_p,
     Jaccard ≥ τ_J and both-fire ≥ m."""
     ids = list(panel.feature_ids)
     name = f"Panel{panel.panel_id}"
-    rows = np.asarray(state["W_dec"][ids])
+    rows = np.asarray(sae.tensors["W_dec"][ids])
     pairs: list[CandidatePair] = []
     if len(ids) >= 2:
         poly = np.abs(decoder_dictionary(ids, rows, name).gram()) ** 2
         u = _unit64(rows)
         cos2 = (u @ u.T) ** 2
-        acts = sae_activations(
-            x, state["W_enc"][:, ids], state["b_enc"][ids], state["b_dec"]
-        ).astype(np.float64)
+        acts = np.asarray(saef.encode(sae, x, features=ids), dtype=np.float64)
         fires = acts > 0
         f = fires.astype(np.int64)
         n_fires = f.sum(axis=0)
@@ -335,19 +310,21 @@ def _restricted_graph(
 class EpochCompressor:
     """Greedy-panel epoch compression of a whole SAE (spec 13).
 
-    ``sae_checkpoint`` must hold ``W_enc (d, n)``, ``b_enc (n)``, ``W_dec
-    (n, d)``, ``b_dec (d)`` under those names.  Residuals at the input of
-    block ``layer`` are captured once from ``prompts`` through ``model_name``
-    (needs torch + transformers), or taken from ``cached_residuals`` (a
-    ``(tokens, d_model)`` float array; ``prompts`` may then be empty).
-    Defaults are polygram 0.0.1's (the ``thorough`` profile of later
-    versions).  ``progress`` prints one stderr line per iteration.
+    ``sae_checkpoint`` is any source of :func:`polygram.sae.load_sae`, any
+    of the four architectures.  Activations at the SAE's hook are captured
+    once from ``prompts`` (needs torch + transformers), or taken from
+    ``cached_residuals`` (a ``(tokens, d_in)`` float array; ``prompts`` may
+    then be empty).  ``layer`` / ``model_name`` override the SAE's cfg; with
+    prompts and neither naming them, ``gpt2`` / layer 10 are used with a
+    :class:`~polygram.errors.PolygramDefaultWarning`.  Defaults are polygram
+    0.0.1's (the ``thorough`` profile of later versions).  ``progress``
+    prints one stderr line per iteration.
     """
 
-    sae_checkpoint: str | os.PathLike[str]
+    sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
     prompts: Sequence[str]
-    layer: int
-    model_name: str = "gpt2"
+    layer: int | None = None
+    model_name: str | None = None
     strategy: str = "zero"
     device: str | None = None
     coverage_target: float = 0.95
@@ -366,13 +343,11 @@ class EpochCompressor:
     progress: bool = True
     _zeroed: set[int] = field(default_factory=set, init=False, repr=False)
     _debug: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _sae: SAE = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # checks in 0.0.1's order (spec 13 §2), then this port's extras
-        path = Path(self.sae_checkpoint)
-        if not path.is_file():
-            raise _err(f"sae_checkpoint: {str(path)!r} not found on disk (or not a file)")
-        self.sae_checkpoint = path
+        self._sae = load_sae(self.sae_checkpoint)
         if isinstance(self.prompts, str | bytes) or not isinstance(self.prompts, Sequence):
             raise _err(f"prompts: got {self.prompts!r}; expected a non-empty sequence of strings")
         prompts = list(self.prompts)
@@ -410,11 +385,11 @@ class EpochCompressor:
             )
         self.quality_delta_multiplier = qdm
         layer = self.layer
-        if isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0:
+        if layer is not None and (
+            isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0
+        ):
             raise _err(f"layer: got {layer!r}; must be an integer >= 0 (a block index)")
-        self.layer = int(layer)
-        if self.layer == 0 and not self.allow_layer_zero:
-            raise _err(f"layer: {LAYER_ZERO_MESSAGE}")
+        self.layer = None if layer is None else int(layer)
         # gate values: 0.0.1 did not range-check these here (spec 13 §9.9)
         for name in ("polygram_overlap_threshold", "jaccard_threshold"):
             v = _real(name, getattr(self, name))
@@ -426,8 +401,25 @@ class EpochCompressor:
             check_device(self.device)
         except ValueError as e:
             raise _err(str(e)) from None
-        if not isinstance(self.model_name, str) or not self.model_name:
+        if self.model_name is not None and (
+            not isinstance(self.model_name, str) or not self.model_name
+        ):
             raise _err(f"model_name: got {self.model_name!r}; expected a non-empty string")
+        self._sae = load_sae(self._sae, model_name=self.model_name, layer=self.layer)
+        settings = self._sae.settings
+        assert settings is not None
+        if self.cached_residuals is None:  # a model pass: flag → cfg → warned fallback
+            settings = settings.with_fallbacks(
+                "EpochCompressor", self._sae.source.display, has_cfg=self._sae.cfg is not None
+            )
+            self._sae = replace(self._sae, settings=settings)
+        # the layer-0 rule (spec 13) is about the block input: resid_pre only
+        at_embeddings = settings.layer.value == 0 and settings.hook_kind.value in (
+            None,
+            "resid_pre",
+        )
+        if at_embeddings and not self.allow_layer_zero:
+            raise _err(f"layer: {LAYER_ZERO_MESSAGE}")
         if self.cached_residuals is not None:
             x = np.asarray(self.cached_residuals)
             if x.ndim != 2 or x.dtype.kind != "f":
@@ -446,13 +438,35 @@ class EpochCompressor:
         if self.progress:
             print(f"polygram compress-epoch: {text}", file=sys.stderr, flush=True)
 
+    @property
+    def sae(self) -> SAE:
+        """The source SAE (loaded once; its settings resolved)."""
+        return self._sae
+
     def _residuals(self) -> np.ndarray:
         if self.cached_residuals is not None:
             return self.cached_residuals
         from polygram.runtime import HookPoint, capture_activations, get_model
 
-        model = get_model(self.model_name, self.device)
-        return capture_activations(model, HookPoint(self.layer), self.prompts)
+        s = self._sae.settings
+        assert s is not None
+        layer, kind = s.require_hook("EpochCompressor")
+        model = get_model(str(s.model_name.value), device=self.device)
+        return capture_activations(
+            model,
+            HookPoint(layer, kind),
+            self.prompts,
+            prepend_bos=s.prepend_bos.value,
+            context_size=s.context_size.value,
+        )
+
+    def _run_names(self) -> tuple[str, int]:
+        """Model name and layer the panel reports record."""
+        s = self._sae.settings
+        assert s is not None
+        model = s.model_name.value if s.model_name.value is not None else _UNKNOWN_MODEL
+        layer = s.layer.value if s.layer.value is not None else _UNKNOWN_LAYER
+        return str(model), int(layer)
 
     @property
     def debug(self) -> dict[str, Any]:
@@ -462,28 +476,24 @@ class EpochCompressor:
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> EpochResult:
         """Compress until convergence and write the result atomically to
-        ``output_checkpoint`` (which must differ from the source)."""
+        ``output_checkpoint`` (which must not resolve to the source; the layout
+        of spec 16 §2.5: folder in → folder out, file in → file + sidecar cfg)."""
         self._zeroed = set()  # 0.0.1 kept it across runs (spec 13 §9.7)
-        src = Path(self.sae_checkpoint)
-        out = distinct_output(src, output_checkpoint, "EpochCompressor.run")
-        if out.is_dir():
-            raise _err(f"run: output_checkpoint {str(out)!r} is a directory; expected a file path")
-        ensure_dir(out.parent)
-        source_sha = sha256_file(src)
+        source = self._sae
+        out = plan_output(source.source, output_checkpoint, "EpochCompressor.run").path
+        source_sha = source.source_sha256()
         t0 = time.monotonic()
 
-        source_state = load_sae_state(src)
-        require_finite_sae(src, source_state)  # before the (costly) model pass
         x = self._residuals()
-        n, d = source_state["W_dec"].shape
+        n, d = source.d_sae, source.d_in
         if x.shape[1] != d:
-            raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_model is {d}")
+            raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_in is {d}")
         t = x.shape[0]
-        counts = _fire_counts(x, source_state)
+        counts = saef.fire_counts(source, x)
         firing_rate = (counts / t).astype(np.float32)
-        decoder_norm = np.linalg.norm(source_state["W_dec"].astype(np.float32), axis=1).astype(
-            np.float32
-        )
+        decoder_norm = np.linalg.norm(
+            np.asarray(source.tensors["W_dec"], dtype=np.float32), axis=1
+        ).astype(np.float32)
         priority = firing_rate * decoder_norm
         n_prompts = len(self.prompts)
         self._debug = {
@@ -498,20 +508,21 @@ class EpochCompressor:
             f"features fire on >= {self.min_firing_rate:g} of them"
         )
 
-        current: dict[str, np.ndarray] = dict(source_state)
+        current = source
+        model_name, layer = self._run_names()
         iterations: list[EpochIteration] = []
         fingerprints: list[frozenset[frozenset[int]]] = []
         delta_1: float | None = None
         final_coverage = 1.0
         reason = "max_iterations"
-        synth_name = f"EpochSynth_{checkpoint_stem(src)}"
+        synth_name = f"EpochSynth_{self._stem()}"
         graph: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
         for k in range(self.max_iterations):
             mask = firing_rate >= self.min_firing_rate
             mask[sorted(self._zeroed)] = False
             eligible = np.flatnonzero(mask).astype(np.int64)
-            rows = np.asarray(current["W_dec"][eligible], dtype=np.float32)
+            rows = np.asarray(current.tensors["W_dec"][eligible], dtype=np.float32)
             edges = _restricted_graph(graph, eligible, rows)
             reused = edges is not None
             if edges is None:
@@ -564,8 +575,8 @@ class EpochCompressor:
                     p,
                     current,
                     x,
-                    model_name=self.model_name,
-                    layer=self.layer,
+                    model_name=model_name,
+                    layer=layer,
                     n_prompts=n_prompts,
                     polygram_overlap_threshold=self.polygram_overlap_threshold,
                     jaccard_threshold=self.jaccard_threshold,
@@ -589,7 +600,7 @@ class EpochCompressor:
                 cid: min(members, key=lambda f: (-int(counts[f]), f))
                 for cid, members in enumerate(components)
             }
-            new_state, clusters = self._compress(out.parent, k, current, synth, reps)
+            new_state, clusters = self._compress(current, synth, reps)
             fingerprint = frozenset(frozenset(c.members) for c in clusters)
             delta = quality_delta(x, current, new_state)
             zeroed_now = tuple(sorted({f for c in clusters for f in c.zeroed}))
@@ -639,24 +650,36 @@ class EpochCompressor:
                 reason = state
                 break
 
-        write_sae_state(out, current)
+        written = write_sae(
+            current,
+            output_checkpoint,
+            provenance={
+                "tool": "polygram compress-epoch",
+                "source_sha256": source_sha,
+                "n_features_zeroed": len(self._zeroed),
+            },
+            owner="EpochCompressor.run",
+        )
+        assert source.settings is not None
         report = EpochReport(
-            source_checkpoint=str(self.sae_checkpoint),
+            source_checkpoint=source.source.display,
             source_checkpoint_sha256=source_sha,
-            output_checkpoint=str(out),
-            output_checkpoint_sha256=sha256_file(out),
+            output_checkpoint=str(written.path),
+            output_checkpoint_sha256=written.sha256,
             convergence_reason=reason,
             n_features_zeroed_total=len(self._zeroed),
             n_panels_total=sum(len(it.panels) for it in iterations),
             coverage_achieved=round6(final_coverage) or 0.0,
             wall_seconds=time.monotonic() - t0,
             iterations=tuple(iterations),
+            sae_settings=source.settings.to_dict(),
+            output_layout=written.layout,
         )
         self._say(
             f"done: {reason}, {len(self._zeroed)} features zeroed over {len(iterations)} "
             f"iteration(s), output {str(out)!r}"
         )
-        return EpochResult(report, out, self._final_dictionary(current, src))
+        return EpochResult(report, written.path, self._final_dictionary(current))
 
     def _write_panel_reports(
         self, out_dir: Path, k: int, reports: Sequence[ValidationReport]
@@ -671,38 +694,19 @@ class EpochCompressor:
             paths.append(str(path))
         return tuple(paths)
 
-    def _compress(
-        self,
-        out_dir: Path,
-        k: int,
-        state: Mapping[str, np.ndarray],
-        synth: ValidationReport,
-        reps: dict[int, int],
-    ) -> tuple[dict[str, np.ndarray], Any]:
-        """One ``Compressor(strategy="zero")`` pass over ``state`` through temp
-        files in the output directory; returns the new state and the clusters."""
-        from safetensors.numpy import load_file
+    def _compress(self, sae: SAE, synth: ValidationReport, reps: dict[int, int]) -> tuple[SAE, Any]:
+        """One ``Compressor(strategy="zero")`` pass over the in-memory ``sae``;
+        returns the new SAE and the clusters."""
+        new, plan, _ = Compressor(synth, sae, strategy="zero", representatives=reps).compress()
+        return new, plan.clusters
 
-        tmp: list[Path] = []
-        try:
-            for role in ("in", "out"):
-                fd, name = tempfile.mkstemp(
-                    prefix=f".epoch_iter{k}_{role}.", suffix=".tmp", dir=out_dir
-                )
-                os.close(fd)
-                tmp.append(Path(name))
-            tmp_in, tmp_out = tmp
-            write_sae_state(tmp_in, state)
-            result = Compressor(synth, tmp_in, strategy="zero", representatives=reps).run(tmp_out)
-            new_state = dict(load_file(str(tmp_out)))
-        finally:
-            for p in tmp:
-                p.unlink(missing_ok=True)
-        return new_state, result.plan.clusters
+    def _stem(self) -> str:
+        path = self._sae.source.path
+        return checkpoint_stem(path) if path is not None else "in_memory"
 
-    def _final_dictionary(self, state: Mapping[str, np.ndarray], src: Path) -> Dictionary:
+    def _final_dictionary(self, sae: SAE) -> Dictionary:
         """Up to 8 zeroed features (all-zero rows, as in 0.0.1), or features
         0..7 when nothing was zeroed."""
-        w_dec = np.asarray(state["W_dec"])
+        w_dec = np.asarray(sae.tensors["W_dec"])
         ids = sorted(self._zeroed)[:PANEL_SIZE] or list(range(min(PANEL_SIZE, w_dec.shape[0])))
-        return decoder_dictionary(ids, w_dec[ids], f"Epoch_{checkpoint_stem(src)}")
+        return decoder_dictionary(ids, w_dec[ids], f"Epoch_{self._stem()}")

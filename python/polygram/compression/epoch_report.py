@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONVERGENCE_REASONS",
+    "EPOCH_SCHEMA_VERSION",
     "EpochIteration",
     "EpochReport",
     "EpochResult",
     "Panel",
 ]
+
+#: The version written; readers accept every older one (spec 18 §1).
+EPOCH_SCHEMA_VERSION = 4
 
 #: How a run can end; iterations additionally use ``"continuing"``.
 CONVERGENCE_REASONS = (
@@ -166,6 +171,12 @@ _ITERATION_LISTS = ("panels", "validation_report_paths", "features_zeroed_this_i
 _PANEL_KEYS = ("panel_id", "anchor", "feature_ids", "cosines_to_anchor")
 
 
+def _opt_object(v: Any, where: str) -> Mapping[str, Any] | None:
+    if v is None or isinstance(v, dict):
+        return v
+    raise ValueError(f"{where} is {v!r}; expected a JSON object or null")
+
+
 def _json_list(v: Any, where: str) -> list[Any]:
     if not isinstance(v, list):
         raise ValueError(f"{where} is {v!r}; expected a JSON array")
@@ -175,7 +186,9 @@ def _json_list(v: Any, where: str) -> list[Any]:
 @dataclass(frozen=True, eq=False)
 class EpochReport:
     """What an epoch run did (spec 13 §5).  ``source_checkpoint`` is stored as
-    given, ``output_checkpoint`` resolved.  Equality is NaN-aware."""
+    given (``<in-memory>`` for arrays), ``output_checkpoint`` resolved.
+    Schema 4 (spec 18 §1) adds ``sae_settings`` and ``output_layout``
+    (``folder|file``); older files read with both None.  Equality is NaN-aware."""
 
     source_checkpoint: str
     source_checkpoint_sha256: str
@@ -187,7 +200,9 @@ class EpochReport:
     coverage_achieved: float
     wall_seconds: float
     iterations: tuple[EpochIteration, ...]
-    schema_version: int = 1
+    schema_version: int = EPOCH_SCHEMA_VERSION
+    sae_settings: Mapping[str, Any] | None = None
+    output_layout: str | None = None
 
     def __eq__(self, other: object) -> bool:
         return _fields_same(self, other) if isinstance(other, EpochReport) else NotImplemented
@@ -207,6 +222,8 @@ class EpochReport:
             "coverage_achieved": round6(self.coverage_achieved),
             "wall_seconds": round6(self.wall_seconds),
             "iterations": [it.to_dict() for it in self.iterations],
+            "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
+            "output_layout": self.output_layout,
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -215,8 +232,9 @@ class EpochReport:
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> EpochReport:
-        """Parse JSON text or a file; all 11 top-level keys are required (and
-        every key of each iteration and panel)."""
+        """Parse JSON text or a file; the 11 top-level keys of schema 1 are
+        required (and every key of each iteration and panel); the schema-4 keys
+        default to None."""
         owner = "EpochReport.from_json"
         doc = require_keys(load_report_source(source, owner), _REPORT_KEYS, owner)
         iterations = _json_list(doc["iterations"], f"{owner}: iterations")
@@ -248,6 +266,8 @@ class EpochReport:
             coverage_achieved=_nan_if_null(doc["coverage_achieved"]),
             wall_seconds=_nan_if_null(doc["wall_seconds"]),
             iterations=tuple(EpochIteration.from_dict(it) for it in doc["iterations"]),
+            sae_settings=_opt_object(doc.get("sae_settings"), "sae_settings"),
+            output_layout=None if doc.get("output_layout") is None else str(doc["output_layout"]),
         )
 
 

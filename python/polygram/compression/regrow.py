@@ -7,36 +7,35 @@ residual-stream activations, k-means-clusters what the SAE fails to
 reconstruct (``R = X − SAE(X)``) into exactly as many clusters as there are
 zeroed slots, and writes centroid ``k`` (unit length) into the ``k``-th
 zeroed slot in ascending id order, tied (encoder column = decoder row) with a
-zero encoder bias.  One shot: no training, no gradients, no other feature
-touched.  The activations are either given (``cached_residuals``) or
-captured from a model (``prompts``; needs the ``behavioural`` extra).
+zero encoder bias — plus, per architecture (spec 16 §1.6), a zero JumpReLU
+threshold and zero gated ``b_gate`` / ``b_mag`` / ``r_mag``.  One shot: no
+training, no gradients, no other feature touched.  The activations are
+either given (``cached_residuals``) or captured at the SAE's hook from a
+model (``prompts``; needs the ``behavioural`` extra).  The SAE is any source
+``load_sae`` accepts; the output keeps its layout and dtypes (spec 16 §2.5).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polygram._io import sha256_file
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 from polygram.compression.choices import REGROW_STRATEGIES
 from polygram.errors import CompressionError, missing
 from polygram.runtime.devices import check_device
-from polygram.sae.checkpoint import (
-    checkpoint_stem,
-    distinct_output,
-    load_sae_state,
-    require_finite_sae,
-    write_sae_state,
-)
-from polygram.sae.forward import residual_stream
-from polygram.sae.safetensors_io import read_safetensors_header
+from polygram.sae import forward as saef
+from polygram.sae.checkpoint import checkpoint_stem
+from polygram.sae.load import load_sae
+from polygram.sae.value import SAE
+from polygram.sae.write import plan_output, write_sae
 
 if TYPE_CHECKING:
     from polygram.compression.report import CompressionReport
@@ -89,7 +88,9 @@ class RegrowPlan:
 
 @dataclass(frozen=True, eq=False)
 class RegrowReport:
-    """What a regrow did, with provenance; JSON per spec 12 §5."""
+    """What a regrow did, with provenance; JSON per spec 12 §5.  Schema 2
+    (spec 18 §1) adds ``sae_settings`` and ``output_layout``; schema-1 files
+    read with both None."""
 
     source_checkpoint: str
     source_checkpoint_sha256: str
@@ -101,7 +102,9 @@ class RegrowReport:
     n_slots_left_zero: int
     strategy_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
-    schema_version: int = 1
+    schema_version: int = 2
+    sae_settings: Mapping[str, Any] | None = None
+    output_layout: str | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RegrowReport):
@@ -140,6 +143,8 @@ class RegrowReport:
             },
             "strategy_params": {k: _param_json(v) for k, v in self.strategy_params.items()},
             "provenance": dict(self.provenance),
+            "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
+            "output_layout": self.output_layout,
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -164,6 +169,11 @@ class RegrowReport:
         for name in ("strategy_params", "provenance"):
             if not isinstance(doc[name], dict):
                 raise ValueError(f"{owner}: {name} is {doc[name]!r}; expected a JSON object")
+        settings, layout = doc.get("sae_settings"), doc.get("output_layout")
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError(f"{owner}: sae_settings is {settings!r}; expected a JSON object")
+        if layout is not None and not isinstance(layout, str):
+            raise ValueError(f"{owner}: output_layout is {layout!r}; expected a string")
         try:
             return cls._from_checked(doc, p, slots)
         except (TypeError, ValueError) as e:
@@ -204,6 +214,8 @@ class RegrowReport:
             n_slots_left_zero=int(doc["n_slots_left_zero"]),
             strategy_params=params,
             provenance={str(k): str(v) for k, v in doc["provenance"].items()},
+            sae_settings=doc.get("sae_settings"),
+            output_layout=doc.get("output_layout"),
         )
 
 
@@ -261,6 +273,8 @@ def _canonical(r: RegrowReport) -> Any:
         r.n_slots_left_zero,
         params,
         tuple(sorted(r.provenance.items())),
+        json.dumps(r.sae_settings, sort_keys=True),
+        r.output_layout,
     )
 
 
@@ -294,51 +308,36 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _n_features(path: Path) -> int:
-    """Feature count from the header alone (the zeroed-id range check)."""
-    tensors = read_safetensors_header(path).tensors
-    if "W_dec" in tensors:
-        return tensors["W_dec"].shape[0]
-    if "decoder.weight" in tensors:
-        shape = tensors["decoder.weight"].shape
-        return shape[1] if len(shape) == 2 and shape[0] != shape[1] else shape[0]
-    if "dec" in tensors:
-        return tensors["dec"].shape[0]
-    raise CompressionError(
-        f"Regrower.sae_checkpoint {str(path)!r}: no decoder tensor (W_dec, decoder.weight "
-        f"or dec); keys: {sorted(tensors)}"
-    )
-
-
 # ----------------------------------------------------------------- Regrower
 @dataclass
 class Regrower:
     """Refill zeroed SAE slots from the residual stream (spec 12).
 
-    Exactly one of ``prompts`` (captured through ``model_name`` at block
-    ``layer``'s input) and ``cached_residuals`` (a ``(T, d_model)`` float
-    array) supplies the activations.
+    ``sae_checkpoint`` is any source of :func:`polygram.sae.load_sae`.
+    Exactly one of ``prompts`` (captured through the model at the SAE's hook)
+    and ``cached_residuals`` (a ``(T, d_in)`` float array) supplies the
+    activations.  ``model_name`` / ``layer`` override the SAE's cfg; with
+    prompts and neither flag nor cfg naming them, the fallbacks ``gpt2`` /
+    layer 10 are used with a :class:`~polygram.errors.PolygramDefaultWarning`
+    (spec 18 §3).
     """
 
-    sae_checkpoint: str | os.PathLike[str]
+    sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
     strategy: str | RegrowStrategy
     zeroed: Iterable[int]
     seed: int = 0
     n_init: int = 4
     prompts: Sequence[str] | None = None
     cached_residuals: np.ndarray | None = None
-    model_name: str = "gpt2"
-    layer: int = 10
+    model_name: str | None = None
+    layer: int | None = None
     device: str | None = None
     _provenance: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _plan: RegrowPlan | None = field(default=None, init=False, repr=False)
-    _state: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False)
+    _new: SAE | None = field(default=None, init=False, repr=False)
+    _sae: SAE = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        path = Path(self.sae_checkpoint)
-        if not path.is_file():
-            raise CompressionError(f"Regrower.sae_checkpoint: {str(path)!r} not found on disk")
-        self.sae_checkpoint = path
         strategy = (
             self.strategy.value if isinstance(self.strategy, RegrowStrategy) else self.strategy
         )
@@ -357,11 +356,15 @@ class Regrower:
             if fid < 0:
                 raise CompressionError(f"Regrower.zeroed: id {fid} must be non-negative")
             zeroed.add(int(fid))
-        n = _n_features(path)
+        if self.layer is not None:
+            self.layer = _check_int("layer", self.layer, 0)
+        self._sae = load_sae(self.sae_checkpoint, model_name=self.model_name, layer=self.layer)
+        n = self._sae.d_sae
         bad = sorted(f for f in zeroed if f >= n)
         if bad:
             raise CompressionError(
-                f"Regrower.zeroed: ids {bad} out of range for {n} features in {str(path)!r}"
+                f"Regrower.zeroed: ids {bad} out of range for {n} features in "
+                f"{self._sae.source.display!r}"
             )
         self.zeroed = zeroed
         self.seed = _check_int("seed", self.seed, 0)
@@ -377,11 +380,16 @@ class Regrower:
             self.prompts = list(self.prompts)
             if not self.prompts:
                 raise CompressionError("Regrower.prompts: must be non-empty")
-            self.layer = _check_int("layer", self.layer, 0)
             try:
                 check_device(self.device)
             except ValueError as e:
                 raise CompressionError(f"Regrower.{e}") from None
+            # the model and hook the prompts are run through: flag → cfg → warned fallback
+            assert self._sae.settings is not None
+            settings = self._sae.settings.with_fallbacks(
+                "Regrower", self._sae.source.display, has_cfg=self._sae.cfg is not None
+            )
+            self._sae = replace(self._sae, settings=settings)
         else:
             x = np.asarray(self.cached_residuals)
             if x.ndim != 2:
@@ -400,15 +408,15 @@ class Regrower:
     def from_compression_report(
         cls,
         report: CompressionReport,
-        sae_checkpoint: str | os.PathLike[str],
+        sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str],
         *,
         strategy: str | RegrowStrategy,
         prompts: Sequence[str] | None = None,
         cached_residuals: np.ndarray | None = None,
         seed: int = 0,
         n_init: int = 4,
-        model_name: str = "gpt2",
-        layer: int = 10,
+        model_name: str | None = None,
+        layer: int | None = None,
         device: str | None = None,
     ) -> Regrower:
         """Regrow the slots a :class:`CompressionReport` zeroed, recording the
@@ -438,33 +446,43 @@ class Regrower:
     def provenance(self) -> Mapping[str, str]:
         return dict(self._provenance)
 
+    @property
+    def sae(self) -> SAE:
+        """The source SAE (loaded once; its settings resolved)."""
+        return self._sae
+
     # -------------------------------------------------------------- stages
     def _residuals(self) -> np.ndarray:
         if self.cached_residuals is not None:
             return self.cached_residuals
         from polygram.runtime import HookPoint, capture_activations, get_model
 
-        assert self.prompts is not None
-        model = get_model(self.model_name, self.device)
-        return capture_activations(model, HookPoint(self.layer), self.prompts)
+        assert self.prompts is not None and self._sae.settings is not None
+        s = self._sae.settings
+        layer, kind = s.require_hook("Regrower")
+        model = get_model(str(s.model_name.value), device=self.device)
+        return capture_activations(
+            model,
+            HookPoint(layer, kind),
+            self.prompts,
+            prepend_bos=s.prepend_bos.value,
+            context_size=s.context_size.value,
+        )
 
     def plan(self) -> RegrowPlan:
-        """Run the k-means and stage the rewritten tensors (memoised)."""
+        """Run the k-means and stage the regrown SAE (memoised)."""
         if self._plan is not None:
             return self._plan
-        path = Path(self.sae_checkpoint)
-        state = load_sae_state(path)
-        require_finite_sae(path, state)
-        ids = tuple(range(state["W_dec"].shape[0]))
+        sae = self._sae
+        ids = tuple(range(sae.d_sae))
         x = self._residuals()
-        d = state["W_dec"].shape[1]
-        if x.shape[1] != d:
+        if x.shape[1] != sae.d_in:
             raise CompressionError(
-                f"Regrower: residuals have width {x.shape[1]} but the SAE's d_model is {d}"
+                f"Regrower: residuals have width {x.shape[1]} but the SAE's d_in is {sae.d_in}"
             )
         zeroed = sorted(self.zeroed)
         if not zeroed:
-            self._state = state  # written unchanged by apply()
+            self._new = sae  # written unchanged by apply()
             self._plan = RegrowPlan(str(self.strategy), x.shape[0], (), ids, ())
             return self._plan
         if self.strategy != RegrowStrategy.RESIDUAL_KMEANS.value:
@@ -478,33 +496,29 @@ class Regrower:
                 f"n_residual_tokens={t} is less than the K={k} zeroed slots; k-means needs at "
                 "least one token per slot: give more prompts or residuals"
             )
-        r = residual_stream(x, state["W_enc"], state["b_enc"], state["W_dec"], state["b_dec"])
+        r = saef.residual(sae, x)
         if float(np.std(r)) < _NO_SIGNAL:
             raise RuntimeError(
                 "Regrower: the residual stream has no signal (std < 1e-9): the SAE reconstructs "
                 "these activations exactly, so there is nothing to regrow from"
             )
         centroids, sizes = _kmeans(r, k, self.n_init, self.seed)
-        # freshly loaded and ours: rewrite in place (no copy of the whole SAE)
-        state = {name: np.require(arr, requirements="W") for name, arr in state.items()}
         fids = np.asarray(zeroed, dtype=np.int64)
         c_norms = np.linalg.norm(centroids.astype(np.float64), axis=1)
         # an empty cluster or a (numerically) zero centroid leaves its slot as it was
         write = (sizes > 0) & (c_norms >= 1e-12)
         w = fids[write]
         u = centroids[write].astype(np.float64) / c_norms[write, None]
-        state["W_dec"][w, :] = u
-        state["W_enc"][:, w] = u.T
-        state["b_enc"][w] = 0
+        new = regrow_slots(sae, w, u)
         dec_norms = np.zeros(k)
         enc_norms = np.zeros(k)
-        dec_norms[write] = np.linalg.norm(state["W_dec"][w].astype(np.float64), axis=1)
-        enc_norms[write] = np.linalg.norm(state["W_enc"][:, w].astype(np.float64), axis=0)
+        dec_norms[write] = np.linalg.norm(new.tensors["W_dec"][w].astype(np.float64), axis=1)
+        enc_norms[write] = np.linalg.norm(new.tensors["W_enc"][:, w].astype(np.float64), axis=0)
         slots = [
             RegrowSlot(fid, int(size), round6(dn) or 0.0, round6(en) or 0.0)
             for fid, size, dn, en in zip(zeroed, sizes, dec_norms, enc_norms, strict=True)
         ]
-        self._state = state
+        self._new = new
         self._plan = RegrowPlan(str(self.strategy), t, tuple(zeroed), ids, tuple(slots))
         return self._plan
 
@@ -513,10 +527,11 @@ class Regrower:
         plan: RegrowPlan | None = None,
         output_checkpoint: str | os.PathLike[str] | None = None,
     ) -> RegrowResult:
-        """Write the regrown checkpoint atomically to ``output_checkpoint`` (every
-        tensor and dtype of the source kept) and report it."""
-        src = Path(self.sae_checkpoint)
-        out = distinct_output(src, output_checkpoint, "Regrower.apply")
+        """Write the regrown SAE atomically to ``output_checkpoint`` (every
+        tensor, name and dtype of the source kept; spec 16 §2.5) and report it."""
+        if output_checkpoint is None:
+            raise CompressionError("Regrower.apply: output_checkpoint is required")
+        plan_output(self._sae.source, output_checkpoint, "Regrower.apply")  # before any work
         own = self.plan()
         # 0.0.1 wrote this instance's tensors whatever plan was passed; refuse a
         # plan the tensors do not match instead of reporting it.
@@ -525,34 +540,60 @@ class Regrower:
                 "Regrower.apply: the plan was not produced by this Regrower's plan(); the "
                 "tensors written always come from this instance's plan"
             )
-        assert self._state is not None  # staged by plan()
-        write_sae_state(out, self._state)
+        assert self._new is not None and self._sae.settings is not None  # staged by plan()
+        n_regrown = sum(1 for s in own.slots if s.cluster_size > 0)
+        source_sha = self._sae.source_sha256()
+        written = write_sae(
+            self._new,
+            output_checkpoint,
+            provenance={
+                "tool": "polygram regrow",
+                "source_sha256": source_sha,
+                "n_features_regrown": n_regrown,
+            },
+            owner="Regrower.apply",
+        )
         report = RegrowReport(
-            source_checkpoint=str(self.sae_checkpoint),
-            source_checkpoint_sha256=sha256_file(src),
-            output_checkpoint=str(out),
-            output_checkpoint_sha256=sha256_file(out),
+            source_checkpoint=self._sae.source.display,
+            source_checkpoint_sha256=source_sha,
+            output_checkpoint=str(written.path),
+            output_checkpoint_sha256=written.sha256,
             strategy=str(self.strategy),
             plan=own,
-            n_slots_repopulated=sum(1 for s in own.slots if s.cluster_size > 0),
+            n_slots_repopulated=n_regrown,
             n_slots_left_zero=sum(1 for s in own.slots if s.cluster_size == 0),
             strategy_params={"seed": self.seed, "n_init": self.n_init},
             provenance=dict(self._provenance),
+            sae_settings=self._sae.settings.to_dict(),
+            output_layout=written.layout,
         )
-        return RegrowResult(own, report, out, self._debug_dictionary(out, len(own.feature_ids)))
+        return RegrowResult(own, report, written.path, self._debug_dictionary(self._new))
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> RegrowResult:
         """``apply(plan(), output_checkpoint)``."""
         return self.apply(self.plan(), output_checkpoint)
 
-    def _debug_dictionary(self, out: Path, n: int) -> Dictionary:
-        """The first (≤ 8) regrown slots of the ``n``-feature ``out`` as a
-        Dictionary, for a quick look."""
-        from polygram.sae import from_sae_lens, load_sae_safetensors
+    def _debug_dictionary(self, new: SAE) -> Dictionary:
+        """The first (≤ 8) regrown slots as a Dictionary, for a quick look."""
+        from polygram.compression.compressor import decoder_dictionary
 
+        n = new.d_sae
         ids = [i for i in sorted(self.zeroed)[:8] or range(8) if i < n]
-        name = self._provenance.get(
-            "compression_report_dictionary_name", f"Regrown_{checkpoint_stem(self.sae_checkpoint)}"
-        )
-        records = load_sae_safetensors(out, feature_ids=ids)
-        return from_sae_lens(records, ids, assign_gamma=True, name=name)[0]
+        src = self._sae.source
+        stem = checkpoint_stem(src.path) if src.path is not None else "in_memory"
+        name = self._provenance.get("compression_report_dictionary_name", f"Regrown_{stem}")
+        return decoder_dictionary(ids, np.asarray(new.tensors["W_dec"])[ids], name)
+
+
+def regrow_slots(sae: SAE, fids: np.ndarray, units: np.ndarray) -> SAE:
+    """``sae`` with unit directions ``units[k]`` written into slots ``fids[k]``
+    (spec 16 §1.6): ``W_dec[j] = u``, ``W_enc[:, j] = u``, ``b_enc[j] = 0``;
+    jumprelu ``threshold[j] = 0``; gated ``b_gate[j] = b_mag[j] = r_mag[j] = 0``.
+    The slot then fires where ``x'·u > 0`` in every architecture."""
+    edits = {name: np.array(sae.tensors[name]) for name in sae.tensors if name != "b_dec"}
+    edits["W_dec"][fids, :] = units
+    edits["W_enc"][:, fids] = units.T
+    for name in ("b_enc", "threshold", "b_gate", "b_mag", "r_mag"):
+        if name in edits:
+            edits[name][fids] = 0
+    return sae.replace_tensors(**edits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
@@ -29,7 +30,9 @@ __all__ = [
     "CompressionResult",
 ]
 
-COMPRESSION_SCHEMA_VERSION = 1
+#: Version 2 (spec 18 §1) adds ``sae_settings``, ``output_layout`` and
+#: ``decoder_row_kept``; version-1 files read with those as None / None / False.
+COMPRESSION_SCHEMA_VERSION = 2
 
 # Every top-level key but scale_compression_ratio (which defaults to 1.0).
 _REQUIRED: tuple[str, ...] = (
@@ -90,9 +93,13 @@ class CompressionPlan:
 class CompressionReport:
     """The record of one compression (spec 11 §7.1).
 
-    ``source_checkpoint`` is kept as given (possibly relative);
-    ``output_checkpoint`` is the resolved absolute path.  ``n_features_kept``
-    counts representatives (= clusters), not every live feature.
+    ``source_checkpoint`` is kept as given (possibly relative;
+    ``<in-memory>`` for arrays); ``output_checkpoint`` is the resolved
+    absolute path (a folder or a ``.safetensors`` file, ``output_layout``).
+    ``n_features_kept`` counts representatives (= clusters), not every live
+    feature.  ``sae_settings`` are the source's resolved settings with their
+    sources; ``decoder_row_kept`` is true for rescaled TopK, whose zeroed
+    features keep their decoder rows (spec 16 §1.6).
     """
 
     schema_version: int = COMPRESSION_SCHEMA_VERSION
@@ -108,6 +115,9 @@ class CompressionReport:
     n_features_kept: int
     n_clusters: int
     scale_compression_ratio: float = 1.0
+    sae_settings: Mapping[str, Any] | None = None
+    output_layout: str | None = None
+    decoder_row_kept: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload: the plan flattened to ``feature_ids`` + ``clusters``."""
@@ -137,6 +147,9 @@ class CompressionReport:
             "n_features_kept": int(self.n_features_kept),
             "n_clusters": int(self.n_clusters),
             "scale_compression_ratio": float(self.scale_compression_ratio),
+            "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
+            "output_layout": self.output_layout,
+            "decoder_row_kept": bool(self.decoder_row_kept),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -152,8 +165,9 @@ class CompressionReport:
 
     @classmethod
     def from_dict(cls, doc: Any) -> CompressionReport:
-        """Inverse of :meth:`to_dict`; ``scale_compression_ratio`` defaults to
-        1.0 and the per-cluster norm keys to ``None``."""
+        """Inverse of :meth:`to_dict` for schema versions 1 and 2;
+        ``scale_compression_ratio`` defaults to 1.0, the per-cluster norm keys
+        and the version-2 keys to ``None`` (``decoder_row_kept`` to False)."""
         owner = "CompressionReport"
         d = require_keys(doc, _REQUIRED, owner)
         if not isinstance(d["clusters"], list) or not isinstance(d["feature_ids"], list):
@@ -196,6 +210,9 @@ class CompressionReport:
             n_features_kept=_int(d["n_features_kept"], "n_features_kept"),
             n_clusters=_int(d["n_clusters"], "n_clusters"),
             scale_compression_ratio=_float(ratio, "scale_compression_ratio"),
+            sae_settings=_opt_mapping(d.get("sae_settings"), "sae_settings"),
+            output_layout=_opt_str(d.get("output_layout"), "output_layout"),
+            decoder_row_kept=_bool(d.get("decoder_row_kept", False), "decoder_row_kept"),
         )
 
 
@@ -238,6 +255,22 @@ def _float(v: Any, field: str) -> float:
     if math.isnan(x):  # NaN never appears in a written report
         raise _bad(field, v, "a number")
     return x
+
+
+def _opt_mapping(v: Any, field: str) -> Mapping[str, Any] | None:
+    if v is None or isinstance(v, dict):
+        return v
+    raise _bad(field, v, "a JSON object or null")
+
+
+def _opt_str(v: Any, field: str) -> str | None:
+    return None if v is None else _str(v, field)
+
+
+def _bool(v: Any, field: str) -> bool:
+    if not isinstance(v, bool):
+        raise _bad(field, v, "true or false")
+    return v
 
 
 def _read_opt_float(v: Any, field: str) -> float | None:

@@ -1,17 +1,23 @@
-"""How a cluster's non-representatives are silenced (spec 11 §5).
+"""How a cluster's non-representatives are silenced (spec 11 §5, spec 16 §1.6).
 
-Both strategies take the four canonical float32 arrays (``W_enc``
-``(d_model, n)``, ``b_enc`` ``(n,)``, ``W_dec`` ``(n, d_model)``, ``b_dec``),
-return rewritten copies (the input is never mutated) and leave ``b_dec``
-alone: it is global, not per-feature.
+Both strategies take an :class:`~polygram.sae.SAE` and return a new one
+(SAEs are immutable); ``b_dec`` is left alone: it is global, not per-feature.
 
-* ``zero``: ``W_enc[:, f] = 0``, ``b_enc[f] = 0``, ``W_dec[f] = 0`` for every
-  zeroed ``f``.  Zeroing only the decoder would leave a feature that still
-  fires; zeroing only the encoder would leave an injectable direction; both
-  keeps the index (downstream ids do not shift) but makes it inert.
+* ``zero`` (per architecture): ``W_enc[:, f] = 0``, ``W_dec[f] = 0`` and every
+  per-feature encoder bias (``b_enc[f]``; gated ``b_gate[f]``, ``b_mag[f]``)
+  ``= 0``; ``threshold`` and ``r_mag`` are kept.  Then ``z_f = 0`` (gated
+  ``g_f = 0``) and the feature never fires, whatever its threshold.  Zeroing
+  only the decoder would leave a feature that still fires; zeroing only the
+  encoder an injectable direction; both keep the index but make it inert.
+  TopK with ``rescale_acts_by_decoder_norm`` keeps ``W_dec[f]``: the forward
+  divides by its norm, so a zero row would make every reconstruction NaN.
 * ``merge``: as ``zero``, plus the representative's decoder row is rescaled to
   the cluster's merged norm (direction kept).  Its encoder is left untouched:
   merging encoders would widen the representative's firing footprint.
+  Refused for rescaled TopK, where the row norm cancels out of the forward.
+
+A decoder-only SAE (``load_sae(partial=True)``) has only the tensors it
+holds edited.
 """
 
 from __future__ import annotations
@@ -24,20 +30,25 @@ import numpy as np
 
 from polygram.compression.choices import MERGE_MODES, STRATEGIES
 from polygram.compression.report import CompressionPlan
-from polygram.sae.checkpoint import CANONICAL_KEYS
+from polygram.errors import CompressionError
+from polygram.sae.value import SAE
 
 __all__ = [
     "MERGE_MODES",
     "STRATEGIES",
     "MergeMode",
     "check_feature_ids",
+    "decoder_row_kept",
     "merge_strategy",
+    "silence",
     "zero_strategy",
 ]
 
 MergeMode = Literal["freq_weighted", "simple_mean"]
 
 _TINY = 1e-8
+#: Per-feature encoder-side tensors zeroed with the encoder column.
+_ENCODER_BIASES = ("b_enc", "b_gate", "b_mag")
 
 
 def check_feature_ids(
@@ -52,42 +63,46 @@ def check_feature_ids(
         )
 
 
-def _copy_checked(
-    arrays: Mapping[str, np.ndarray], plan: CompressionPlan, copy: bool
-) -> dict[str, np.ndarray]:
-    lacking = [k for k in CANONICAL_KEYS if k not in arrays]
-    if lacking:
-        raise KeyError(
-            f"SAE tensors {lacking} are missing; a strategy needs {list(CANONICAL_KEYS)}"
-        )
+def decoder_row_kept(sae: SAE) -> bool:
+    """Whether zeroing keeps the decoder row (TopK rescaled by its norm)."""
+    return sae.architecture == "topk" and sae.rescale_acts_by_decoder_norm
+
+
+def _check_plan(sae: SAE, plan: CompressionPlan) -> None:
     for c in plan.clusters:
-        check_feature_ids(f"cluster {c.cluster_id}", c.members, arrays["W_dec"].shape[0])
-    if not copy and not all(arrays[k].flags.writeable for k in CANONICAL_KEYS):
-        raise ValueError("copy=False needs writeable arrays")
-    return {k: np.array(arrays[k], copy=True) if copy else arrays[k] for k in CANONICAL_KEYS}
+        check_feature_ids(f"cluster {c.cluster_id}", c.members, sae.d_sae, repr(sae.source.display))
 
 
-def _silence(out: dict[str, np.ndarray], fids: Iterable[int]) -> None:
+def silence(sae: SAE, fids: Iterable[int], w_dec: np.ndarray | None = None) -> SAE:
+    """``sae`` with features ``fids`` zeroed by the rule of the module doc
+    (``w_dec``: a decoder to start from instead of the SAE's own)."""
     idx = np.fromiter(fids, dtype=np.int64)
-    if idx.size:
-        out["W_enc"][:, idx] = 0
-        out["b_enc"][idx] = 0
-        out["W_dec"][idx, :] = 0
+    check_feature_ids("silence", idx.tolist(), sae.d_sae, repr(sae.source.display))
+    if not idx.size and w_dec is None:
+        return sae
+    edits: dict[str, np.ndarray] = {}
+    if "W_enc" in sae.tensors:
+        edits["W_enc"] = np.array(sae.tensors["W_enc"])
+        edits["W_enc"][:, idx] = 0
+    for name in _ENCODER_BIASES:
+        if name in sae.tensors:
+            edits[name] = np.array(sae.tensors[name])
+            edits[name][idx] = 0
+    dec = np.array(sae.tensors["W_dec"]) if w_dec is None else w_dec
+    if not decoder_row_kept(sae):
+        dec[idx, :] = 0
+    edits["W_dec"] = dec
+    return sae.replace_tensors(**edits)
 
 
 def _all_zeroed(plan: CompressionPlan) -> list[int]:
     return [f for c in plan.clusters for f in c.zeroed]
 
 
-def zero_strategy(
-    arrays: Mapping[str, np.ndarray], plan: CompressionPlan, *, copy: bool = True
-) -> dict[str, np.ndarray]:
-    """Copies of ``arrays`` with every zeroed feature's encoder column,
-    encoder bias and decoder row set to 0 (``copy=False``: ``arrays``
-    themselves are edited, for a caller that owns freshly loaded tensors)."""
-    out = _copy_checked(arrays, plan, copy)
-    _silence(out, _all_zeroed(plan))
-    return out
+def zero_strategy(sae: SAE, plan: CompressionPlan) -> SAE:
+    """A new SAE with every zeroed member of ``plan`` silenced."""
+    _check_plan(sae, plan)
+    return silence(sae, _all_zeroed(plan))
 
 
 def row_norms(w_dec: np.ndarray, fids: Iterable[int]) -> np.ndarray:
@@ -116,15 +131,13 @@ def merged_norm(
 
 
 def merge_strategy(
-    arrays: Mapping[str, np.ndarray],
+    sae: SAE,
     plan: CompressionPlan,
     n_fires_by_fid: Mapping[int, int] | None = None,
     mode: MergeMode = "freq_weighted",
-    *,
-    copy: bool = True,
-) -> tuple[dict[str, np.ndarray], dict[int, float]]:
+) -> tuple[SAE, dict[int, float]]:
     """``zero`` plus the representative's decoder row rescaled to the merged
-    norm; returns the arrays and ``{cluster_id: merged_norm}``.
+    norm; returns the new SAE and ``{cluster_id: merged_norm}``.
 
     ``freq_weighted``: Σ‖W_dec[m]‖·fires_m / Σ fires_m (plain mean when no
     member fired; every fires_m = 1 when ``n_fires_by_fid`` is None);
@@ -132,9 +145,15 @@ def merge_strategy(
     """
     if mode not in MERGE_MODES:
         raise ValueError(f"unsupported merge_mode {mode!r}; allowed: {', '.join(MERGE_MODES)}")
-    out = _copy_checked(arrays, plan, copy)
-    src = arrays["W_dec"]  # with copy=False also out["W_dec"]: clusters are disjoint and each
-    # cluster's norms are read before its own representative row is rescaled
+    if decoder_row_kept(sae):
+        raise CompressionError(
+            f"merge: {sae.source.display!r} is a TopK SAE with rescale_acts_by_decoder_norm, so "
+            "the decoder row norm cancels out of its forward and merge would do nothing; use "
+            "strategy='zero'"
+        )
+    _check_plan(sae, plan)
+    src = sae.tensors["W_dec"]
+    out = np.array(src)
     merged: dict[int, float] = {}
     for c in plan.clusters:
         norms = row_norms(src, c.members)
@@ -150,7 +169,6 @@ def merge_strategy(
         rep = src[c.representative].astype(np.float64)
         rep_norm = float(np.linalg.norm(rep))
         if rep_norm > _TINY:
-            out["W_dec"][c.representative] = (rep * (m / rep_norm)).astype(np.float32)
+            out[c.representative] = (rep * (m / rep_norm)).astype(out.dtype)
         merged[c.cluster_id] = m
-    _silence(out, _all_zeroed(plan))
-    return out, merged
+    return silence(sae, _all_zeroed(plan), w_dec=out), merged

@@ -448,7 +448,7 @@ def load_sae(
     if isinstance(source, SAE):
         if cfg is not None:
             raise TypeError("load_sae: cfg= is for in-memory arrays; an SAE carries its own cfg")
-        if not explicit and partial == source.partial:
+        if not explicit and (partial or not source.partial):
             return source
         merged = {**_explicit_of(source), **explicit}
         nsf = source.settings.norm_scaling_factor if source.settings else None

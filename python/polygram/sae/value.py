@@ -102,8 +102,10 @@ class SAE:
 
     Construct through :func:`polygram.sae.load_sae` (which resolves cfg,
     aliases, orientation and settings) or directly from canonical arrays.
-    ``partial`` marks a decoder-only checkpoint (``load_sae(partial=True)``):
-    it can be edited and written, not run.
+    ``partial=True`` accepts a checkpoint lacking some of its architecture's
+    tensors (``load_sae(partial=True)``, decoder-only inputs); it stays True
+    only when some are missing, and such an SAE can be edited and written,
+    not run.
     """
 
     architecture: str
@@ -132,6 +134,9 @@ class SAE:
                     f"{', '.join(CANONICAL_TENSORS)} (keep other tensors in extra)"
                 )
             tensors[name] = _float_array(name, value, where)
+        # partial allows a decoder-only subset; an SAE that has them all is complete anyway
+        complete = all(n in tensors for n in REQUIRED_TENSORS[arch])
+        object.__setattr__(self, "partial", bool(self.partial) and not complete)
         need = ("W_dec",) if self.partial else REQUIRED_TENSORS[arch]
         lacking = [n for n in need if n not in tensors]
         if lacking:
