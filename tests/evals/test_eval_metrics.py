@@ -26,7 +26,7 @@ from polygram.evals.lm_metrics import (  # noqa: E402
     kl_per_token,
     log_softmax_,
 )
-from polygram.evals.positions import position_masks  # noqa: E402
+from polygram.runtime import Batch  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -44,6 +44,15 @@ def _t(v: Any, dtype: Any = None) -> torch.Tensor:
 
 def _lm_batch() -> tuple[torch.Tensor, torch.Tensor, set[int]]:
     return _t(LM["input_ids"]), _t(LM["attention_mask"]), set(LM["special_ids"])
+
+
+def position_masks(
+    ids: torch.Tensor, am: torch.Tensor, special: set[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P_tok and P_ce of a right-padded batch, through polygram.runtime's Batch."""
+    lengths = tuple(int(n) for n in am.sum(1))
+    batch = Batch(ids, am, tuple(range(ids.shape[0])), lengths)
+    return batch.token_mask(special), batch.ce_mask(special)
 
 
 def _positions(mask: torch.Tensor) -> list[list[int]]:
@@ -66,11 +75,6 @@ def test_padding_is_found_by_the_mask_not_the_token_id() -> None:
     # a special id at a real position is excluded
     tok2, ce2 = position_masks(ids, am, special | {1})
     assert _positions(tok2) == [[0, 1]] and _positions(ce2) == [[0, 1]]
-
-
-def test_position_masks_refuses_mismatched_shapes() -> None:
-    with pytest.raises(ValueError, match="same"):
-        position_masks(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 4), {0})
 
 
 # --------------------------------------------------------- per-token values

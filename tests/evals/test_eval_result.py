@@ -170,6 +170,7 @@ def test_options_defaults() -> None:
         ({"dense_threshold": 1.0}, r"dense_threshold is 1.0; allowed: a finite number in \[0, 1\)"),
         ({"mean_ablation": 1}, "mean_ablation"),
         ({"device": 0}, "device"),
+        ({"device": "gpu"}, "device is .gpu.; allowed: auto, cpu, mps, cuda or cuda:N or None"),
     ],
 )
 def test_bad_options_name_field_value_and_allowed(kw: dict[str, Any], want: str) -> None:

@@ -1,30 +1,38 @@
 """SAELens-standard SAE evaluations (spec 16 §5): CE loss recovered, KL,
 explained variance, MSE, L0/L1, dead and dense features.  See docs/evals.md.
 
-Importing this package needs no torch: the metric primitives
-(:mod:`~polygram.evals.positions`, :mod:`~polygram.evals.lm_metrics`,
-:mod:`~polygram.evals.sae_metrics`) import it when called."""
+Importing this package needs no torch: the forwards and the metric
+primitives import it (and transformers) when called."""
 
 from __future__ import annotations
 
-from polygram.evals.options import DTYPES, PACKINGS, UNSET, EvalOptions, Unset
+from polygram.evals.evaluate import as_sae, evaluate, evaluate_many, open_session
+from polygram.evals.options import UNSET, EvalOptions, Unset
 from polygram.evals.result import EVAL_METRICS, EVAL_SCHEMA_VERSION, EvalResult
 from polygram.evals.sae_metrics import SAEMetrics, SAEStatistics
 from polygram.evals.scores import DENOMINATOR_FLOOR, ce_loss_score, kl_div_score, ratio
+from polygram.evals.session import MIN_TOKENS, EvalSession
+from polygram.evals.setup import EvalSetup, resolve_setup
 
 __all__ = [
     "DENOMINATOR_FLOOR",
-    "DTYPES",
     "EVAL_METRICS",
     "EVAL_SCHEMA_VERSION",
-    "PACKINGS",
+    "MIN_TOKENS",
     "UNSET",
     "EvalOptions",
     "EvalResult",
+    "EvalSession",
+    "EvalSetup",
     "SAEMetrics",
     "SAEStatistics",
     "Unset",
+    "as_sae",
     "ce_loss_score",
+    "evaluate",
+    "evaluate_many",
     "kl_div_score",
+    "open_session",
     "ratio",
+    "resolve_setup",
 ]

@@ -10,13 +10,9 @@ from numbers import Integral, Real
 from typing import Final
 
 from polygram.errors import EvalError
+from polygram.runtime import DEVICE_HELP, DTYPES, PACKINGS, check_device
 
-__all__ = ["DTYPES", "PACKINGS", "UNSET", "EvalOptions", "Unset"]
-
-#: Model dtypes an evaluation may load (``auto`` = what ``from_pretrained`` gives).
-DTYPES: Final = ("auto", "float32", "bfloat16", "float16")
-#: ``none``: one row per prompt; ``saelens``: SAELens' ``concat_and_batch_sequences``.
-PACKINGS: Final = ("none", "saelens")
+__all__ = ["UNSET", "EvalOptions", "Unset"]
 
 
 class Unset:
@@ -85,8 +81,11 @@ class EvalOptions:
             raise _bad("packing", self.packing, ", ".join(PACKINGS))
         if self.dtype not in DTYPES:
             raise _bad("dtype", self.dtype, ", ".join(DTYPES))
-        if self.device is not None and not isinstance(self.device, str):
-            raise _bad("device", self.device, "a device string (auto, cpu, mps, cuda, cuda:N)")
+        if self.device is not None:
+            try:
+                check_device(self.device)
+            except ValueError:
+                raise _bad("device", self.device, f"{DEVICE_HELP} or None") from None
         for name in ("mean_ablation", "splice_special"):
             if not isinstance(getattr(self, name), bool):
                 raise _bad(name, getattr(self, name), "True or False")

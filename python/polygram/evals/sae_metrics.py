@@ -54,7 +54,7 @@ class SAEMetrics:
 def _as_tensor(a: Any) -> torch.Tensor:
     import torch
 
-    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    return a if isinstance(a, torch.Tensor) else torch.tensor(np.asarray(a))
 
 
 class SAEStatistics:
