@@ -44,6 +44,7 @@ def _subcommand_hooks() -> list[Callable[[Any], None]]:
         "polygram.cli.validate",
         "polygram.cli.regrow",
         "polygram.cli.epoch",
+        "polygram.cli.evaluate",
     ):
         try:
             module = importlib.import_module(name)
