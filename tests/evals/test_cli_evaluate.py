@@ -68,8 +68,7 @@ def test_evaluate_writes_json_and_one_summary_line(
     ("extra", "want"),
     [
         (["--layer", "3"], "layer=3 (--layer) disagrees with the cfg's"),
-        (["--device", "tpu"], "device is 'tpu'"),
-        (["--batch-size", "0"], "batch_size is 0"),
+        (["--dense-threshold", "1.5"], "dense_threshold is 1.5"),
         (["--architecture", "topk"], "architecture"),
     ],
 )
@@ -129,18 +128,12 @@ def test_a_failure_during_the_run_exits_1(
     assert code == 1 and err[-1].startswith("polygram evaluate: failed: ")
 
 
-def test_bad_dtype_is_an_argparse_error(sae_dir: Path, prompts: Path) -> None:
+@pytest.mark.parametrize(
+    "flag", [["--dtype", "fp8"], ["--device", "tpu"], ["--batch-size", "0"], ["--max-tokens", "-1"]]
+)
+def test_bad_runtime_flags_are_argparse_errors(
+    sae_dir: Path, prompts: Path, flag: list[str]
+) -> None:
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "evaluate",
-                str(sae_dir),
-                "--prompts",
-                str(prompts),
-                "--output",
-                "e.json",
-                "--dtype",
-                "fp8",
-            ]
-        )
+        main(["evaluate", str(sae_dir), "--prompts", str(prompts), "--output", "e.json", *flag])
     assert e.value.code == 2

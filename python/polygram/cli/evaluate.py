@@ -29,7 +29,8 @@ def _say(text: str) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    from polygram.runtime import DEVICE_HELP, DTYPES, HOOK_KINDS, PACKINGS
+    from polygram.cli.runtime_args import add_runtime_args, positive_int
+    from polygram.runtime import HOOK_KINDS, PACKINGS
 
     p = sub.add_parser(
         "evaluate",
@@ -51,10 +52,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--architecture", default=None, help="standard, jumprelu, topk or gated")
     p.add_argument("--k", type=int, default=None, help="TopK k")
     p.add_argument("--norm-scaling-factor", type=float, default=None, metavar="S")
-    p.add_argument("--device", default=None, help=DEVICE_HELP)
-    p.add_argument("--dtype", choices=DTYPES, default="auto")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N")
-    p.add_argument("--context-size", type=int, default=None, metavar="C")
+    add_runtime_args(p)
+    p.add_argument("--context-size", type=positive_int, default=None, metavar="C")
     bos = p.add_mutually_exclusive_group()
     bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_true", default=None)
     bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_false")
@@ -62,7 +61,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--mean-ablation", action="store_true", help="also the mean-ablated CE")
     p.add_argument("--dense-threshold", type=float, default=0.1, metavar="F")
     p.add_argument("--splice-special", action="store_true", help="splice at BOS/special too")
-    p.add_argument("--max-tokens", type=int, default=None, metavar="N")
+    p.add_argument("--max-tokens", type=positive_int, default=None, metavar="N")
     p.add_argument("--frequencies", default=None, metavar="FREQ.npy", help="feature frequencies")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_evaluate)
