@@ -100,9 +100,12 @@ def test_every_name_the_page_imports_exists() -> None:
 
 
 def test_documented_signatures_and_defaults() -> None:
+    # (spec 15 §0.3: None in the signature, resolved through CancellationConfig)
     sig = inspect.signature(Cancellation)
-    assert sig.parameters["tolerance"].default == 0.05
-    assert sig.parameters["preserve_tiers"].default is True
+    assert sig.parameters["tolerance"].default is None
+    assert sig.parameters["preserve_tiers"].default is None
+    c = Cancellation(seed_dictionary(), ("dog_poodle", "bird_hawk"))
+    assert (c.tolerance, c.preserve_tiers) == (0.05, True)
     # load_sae_safetensors(path, *, names=None) and the sliced feature_ids=[...] path
     sig = inspect.signature(load_sae_safetensors)
     assert sig.parameters["names"].kind is inspect.Parameter.KEYWORD_ONLY

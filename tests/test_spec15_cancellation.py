@@ -54,3 +54,31 @@ def test_flag_rule(before: float, after: float, floor: float, flag: bool) -> Non
     r2 = replace(r, before_overlap=before, after_overlap=after, structural_floor=floor)
     assert r2.at_structural_floor is flag
     assert type(r2.at_structural_floor) is bool
+
+
+def test_config_precedence() -> None:
+    from polygram.config import CancellationConfig
+
+    d = quickstart_dictionary()
+    pair = ("dog_poodle", "bird_hawk")
+    plain = Cancellation(d, pair)
+    assert (plain.tolerance, plain.preserve_tiers, plain.grid_outer, plain.min_amp_overlap) == (
+        0.05,
+        True,
+        (5, 5),
+        0.0,
+    )
+    assert plain.optimize == {"method": "grid", "max_steps": 50}
+    cfg = CancellationConfig(tolerance=0.2, preserve_tiers=False, optimize={"max_steps": 7})
+    c = Cancellation(d, pair, config=cfg)
+    assert (c.tolerance, c.preserve_tiers, c.max_steps) == (0.2, False, 7)
+    c = Cancellation(
+        d, pair, tolerance=0.3, optimize={"method": "grid", "max_steps": 4}, config=cfg
+    )
+    assert (c.tolerance, c.preserve_tiers, c.max_steps) == (0.3, False, 4)
+    # the resolved search is the same as spelling the values out
+    a = Cancellation(d, pair, config=cfg).run()
+    b = Cancellation(d, pair, tolerance=0.2, preserve_tiers=False, optimize={"max_steps": 7}).run()
+    assert a.after_overlap == b.after_overlap and a.optimized_knobs == b.optimized_knobs
+    with pytest.raises(TypeError, match="CancellationConfig"):
+        Cancellation(d, pair, config={"tolerance": 0.2})  # type: ignore[arg-type]

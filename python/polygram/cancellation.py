@@ -35,6 +35,7 @@ import numpy as np
 from polygram import _core
 from polygram._budget import check_result_bytes
 from polygram._io import atomic_write_text, ensure_dir
+from polygram.config import CancellationConfig, config_of, pick
 from polygram.dictionary import Dictionary
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
 from polygram.errors import ExperimentError, OutputError, missing
@@ -414,6 +415,9 @@ class Cancellation:
     mask (``trajectory`` None; rows on demand via ``trajectory_rows()``).
     ``max_grid_bytes`` overrides the memory budget for the returned arrays
     (default: ``$POLYGRAM_MAX_GRID_BYTES``, else half of physical memory).
+    ``tolerance``, ``preserve_tiers``, ``optimize``, ``grid_outer`` and
+    ``min_amp_overlap`` left ``None`` come from ``config`` (a
+    :class:`~polygram.config.CancellationConfig`), else its defaults.
     """
 
     #: method → name of the runner; issue 5 provides ``_run_rung3``.
@@ -443,18 +447,27 @@ class Cancellation:
         self,
         dictionary: Dictionary,
         target_pair: tuple[str, str],
-        tolerance: float = 0.05,
-        preserve_tiers: bool = True,
+        tolerance: float | None = None,
+        preserve_tiers: bool | None = None,
         optimize: Mapping[str, Any] | None = None,
         optimize_all: bool = False,
         knobs: Sequence[str] | None = None,
         encoding: str | None = None,
-        grid_outer: tuple[int, int] = (5, 5),
-        min_amp_overlap: float = 0.0,
+        grid_outer: tuple[int, int] | None = None,
+        min_amp_overlap: float | None = None,
         *,
         lean: bool = False,
         max_grid_bytes: int | None = None,
+        config: CancellationConfig | None = None,
     ) -> None:
+        # Tuning values left None come from config, else CancellationConfig's
+        # defaults (0.05, True, grid/50, (5, 5), 0.0; spec 15 §0.3).
+        cfg = config_of(CancellationConfig, config, "Cancellation")
+        tolerance = pick(tolerance, cfg, "tolerance")
+        preserve_tiers = pick(preserve_tiers, cfg, "preserve_tiers")
+        optimize = pick(optimize, cfg, "optimize")
+        grid_outer = pick(grid_outer, cfg, "grid_outer")
+        min_amp_overlap = pick(min_amp_overlap, cfg, "min_amp_overlap")
         # Order of checks: spec 03 §3.1, then the port's additions.
         if optimize_all:
             raise NotImplementedError(
@@ -511,8 +524,6 @@ class Cancellation:
         self.knobs = knob_list
         self.bounds = [KNOB_BOUNDS[parse_knob(p).knob] for p in knob_list]
 
-        if optimize is None:
-            optimize = {}
         if not isinstance(optimize, Mapping):
             raise ExperimentError(
                 f"Cancellation.optimize: got {optimize!r}; expected a mapping like "
@@ -560,7 +571,7 @@ class Cancellation:
             raise ExperimentError(
                 f"Cancellation.min_amp_overlap: got {min_amp_overlap!r}; must be in [0, 1]"
             )
-        if min_amp_overlap > 0 and encoding != "rung3":
+        if float(min_amp_overlap) > 0 and encoding != "rung3":
             raise ExperimentError(
                 f"Cancellation.min_amp_overlap: got {min_amp_overlap!r}; a minimum amp "
                 "overlap > 0 applies to encoding='rung3' only"

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 from polygram.errors import ConfigError
 
 __all__ = [
+    "FROM_CONFIG",
     "CancellationConfig",
     "CompressionConfig",
     "EpochCompressionConfig",
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="_Config")
+
+#: The signature default of a dataclass field resolved through ``config=``:
+#: ``None`` (typed ``Any`` so the field keeps its resolved type).
+FROM_CONFIG: Any = None
 
 #: Keys polygram 0.15 writes that this port has no field for: dropped
 #: silently when null (0.15's own default), warned about otherwise.

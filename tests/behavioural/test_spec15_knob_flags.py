@@ -112,3 +112,24 @@ def test_validate_builds_the_dictionary_with_the_flags(
     pos = {f: k for k, f in enumerate(PANEL)}
     for p in report.pairs:
         assert p.polygram_overlap == pytest.approx(g2[pos[p.i], pos[p.j]], rel=1e-5)
+
+
+def test_validator_config_precedence(sae_ckpt: Path) -> None:
+    from behavioural.beh_helpers import make_validator
+    from polygram.config import ValidationConfig
+
+    plain = make_validator(sae_ckpt)
+    want = ValidationConfig()
+    for name in (
+        "polygram_overlap_threshold",
+        "jaccard_threshold",
+        "min_firing_rate",
+        "min_both_fire",
+        "allow_layer_zero",
+    ):
+        assert getattr(plain, name) == getattr(want, name), name
+    cfg = ValidationConfig(polygram_overlap_threshold=0.5, min_both_fire=2)
+    v = make_validator(sae_ckpt, config=cfg, min_both_fire=3)
+    assert (v.polygram_overlap_threshold, v.min_both_fire, v.jaccard_threshold) == (0.5, 3, 0.30)
+    with pytest.raises(TypeError, match="ValidationConfig"):
+        make_validator(sae_ckpt, config=object())

@@ -23,6 +23,7 @@ import numpy as np
 
 from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
 from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
+from polygram.config import FROM_CONFIG, ValidationConfig, config_of, pick
 from polygram.dictionary import Dictionary
 from polygram.errors import HookError
 from polygram.runtime import HOOK_KINDS, check_device, check_dtype
@@ -70,8 +71,11 @@ class BehaviouralValidator:
     ``resid_post``, ``attn_out``, ``mlp_out``).  A pair is confirmed when
     ``polygram_overlap >= polygram_overlap_threshold``, ``jaccard >=
     jaccard_threshold`` and ``n_both_fire >= min_both_fire``.
-    ``min_firing_rate`` only warns.  ``progress`` prints one stderr line per
-    stage and sweep.
+    ``min_firing_rate`` only warns.  The five gate fields (thresholds, firing
+    rate, both-fire count, ``allow_layer_zero``) left ``None`` come from
+    ``config`` (a :class:`~polygram.config.ValidationConfig`), else its
+    defaults 0.7 / 0.30 / 0.01 / 5 / False.  ``progress`` prints one stderr
+    line per stage and sweep.
 
     Runtime (docs/runtime.md): ``batch_size`` prompts per forward
     (right-padded, masked; results agree with batch 1 to float precision),
@@ -88,11 +92,11 @@ class BehaviouralValidator:
     prompts: Sequence[str]
     layer: int
     model_name: str = "gpt2"
-    polygram_overlap_threshold: float = 0.7
-    jaccard_threshold: float = 0.30
-    min_firing_rate: float = 0.01
-    min_both_fire: int = 5
-    allow_layer_zero: bool = False
+    polygram_overlap_threshold: float = FROM_CONFIG
+    jaccard_threshold: float = FROM_CONFIG
+    min_firing_rate: float = FROM_CONFIG
+    min_both_fire: int = FROM_CONFIG
+    allow_layer_zero: bool = FROM_CONFIG
     device: str | None = None
     progress: bool = True
     batch_size: int = 8
@@ -101,11 +105,22 @@ class BehaviouralValidator:
     prepend_bos: bool | None = None
     hook: str = "resid_pre"
     block_path: str | None = None
+    config: ValidationConfig | None = None
     _decoder_rows_cache: np.ndarray | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
+        # the gate fields left None: config, else ValidationConfig's defaults
+        cfg = config_of(ValidationConfig, self.config, "BehaviouralValidator")
+        for name in (
+            "polygram_overlap_threshold",
+            "jaccard_threshold",
+            "min_firing_rate",
+            "min_both_fire",
+            "allow_layer_zero",
+        ):
+            setattr(self, name, pick(getattr(self, name), cfg, name))
         if isinstance(self.feature_ids, str | bytes):
             raise ValueError(
                 f"feature_ids: got {self.feature_ids!r}; expected a sequence of integers"

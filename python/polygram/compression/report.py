@@ -28,6 +28,8 @@ __all__ = [
     "CompressionPlan",
     "CompressionReport",
     "CompressionResult",
+    "cluster_from_dict",
+    "cluster_to_dict",
 ]
 
 #: Version 2 (spec 18 §1) adds ``sae_settings``, ``output_layout`` and
@@ -88,6 +90,12 @@ class CompressionPlan:
     def n_features_zeroed(self) -> int:
         return sum(len(c.zeroed) for c in self.clusters)
 
+    @property
+    def n_features_kept(self) -> int:
+        """The number of representatives (= clusters) — not the surviving SAE
+        width, which is the input width minus ``n_features_zeroed``."""
+        return len(self.clusters)
+
 
 @dataclass(frozen=True, kw_only=True)
 class CompressionReport:
@@ -131,18 +139,7 @@ class CompressionReport:
             "validation_report_schema_version": int(self.validation_report_schema_version),
             "strategy": self.strategy,
             "feature_ids": list(self.plan.feature_ids),
-            "clusters": [
-                {
-                    "cluster_id": int(c.cluster_id),
-                    "members": list(c.members),
-                    "representative": int(c.representative),
-                    "zeroed": list(c.zeroed),
-                    "cluster_norm_mean": _opt_float(c.cluster_norm_mean),
-                    "cluster_norm_std": _opt_float(c.cluster_norm_std),
-                    "merged_norm": _opt_float(c.merged_norm),
-                }
-                for c in self.plan.clusters
-            ],
+            "clusters": [cluster_to_dict(c) for c in self.plan.clusters],
             "n_features_zeroed": int(self.n_features_zeroed),
             "n_features_kept": int(self.n_features_kept),
             "n_clusters": int(self.n_clusters),
@@ -172,18 +169,9 @@ class CompressionReport:
         d = require_keys(doc, _REQUIRED, owner)
         if not isinstance(d["clusters"], list) or not isinstance(d["feature_ids"], list):
             raise ValueError(f"{owner}: 'clusters' and 'feature_ids' must be JSON arrays")
-        clusters = []
-        for k, c in enumerate(d["clusters"]):
-            cd = require_keys(c, _CLUSTER_REQUIRED, f"{owner}.clusters[{k}]")
-            clusters.append(
-                ClusterPlan(
-                    cluster_id=_int(cd["cluster_id"], f"clusters[{k}].cluster_id"),
-                    members=tuple(_int(m, f"clusters[{k}].members") for m in cd["members"]),
-                    representative=_int(cd["representative"], f"clusters[{k}].representative"),
-                    zeroed=tuple(_int(m, f"clusters[{k}].zeroed") for m in cd["zeroed"]),
-                    **{n: _read_opt_float(cd.get(n), f"clusters[{k}].{n}") for n in _NORM_KEYS},
-                )
-            )
+        clusters = [
+            cluster_from_dict(c, f"{owner}.clusters[{k}]") for k, c in enumerate(d["clusters"])
+        ]
         ratio = d.get("scale_compression_ratio", 1.0)
         return cls(
             schema_version=_int(d["schema_version"], "schema_version"),
@@ -226,6 +214,34 @@ class CompressionResult:
     report: CompressionReport
     output_checkpoint: Path
     dictionary: Dictionary | None
+
+
+def cluster_to_dict(c: ClusterPlan) -> dict[str, Any]:
+    """A cluster as spec 11 §7.2 writes it (norms ``null`` until ``apply()``)."""
+    return {
+        "cluster_id": int(c.cluster_id),
+        "members": list(c.members),
+        "representative": int(c.representative),
+        "zeroed": list(c.zeroed),
+        "cluster_norm_mean": _opt_float(c.cluster_norm_mean),
+        "cluster_norm_std": _opt_float(c.cluster_norm_std),
+        "merged_norm": _opt_float(c.merged_norm),
+    }
+
+
+def cluster_from_dict(doc: Any, where: str) -> ClusterPlan:
+    """Inverse of :func:`cluster_to_dict`; the norm keys are optional."""
+    cd = require_keys(doc, _CLUSTER_REQUIRED, where)
+    for key in ("members", "zeroed"):
+        if not isinstance(cd[key], list):
+            raise ValueError(f"{where}.{key} is {cd[key]!r}; expected a JSON array")
+    return ClusterPlan(
+        cluster_id=_int(cd["cluster_id"], f"{where}.cluster_id"),
+        members=tuple(_int(m, f"{where}.members") for m in cd["members"]),
+        representative=_int(cd["representative"], f"{where}.representative"),
+        zeroed=tuple(_int(m, f"{where}.zeroed") for m in cd["zeroed"]),
+        **{n: _read_opt_float(cd.get(n), f"{where}.{n}") for n in _NORM_KEYS},
+    )
 
 
 def _opt_float(v: float | None) -> float | None:
