@@ -34,7 +34,9 @@ _EPS = 1e-8
 
 @dataclass(frozen=True)
 class PairTable:
-    """A report's pairs as columns (built once, reused by every plan)."""
+    """A report's pairs as columns, built once and reused by every plan.
+    ``ids`` are the distinct feature ids (ascending) and ``pos_i``/``pos_j``
+    each pair's ends as positions into them."""
 
     i: np.ndarray
     j: np.ndarray
@@ -42,6 +44,9 @@ class PairTable:
     fires_j: np.ndarray
     kl_i: np.ndarray
     kl_j: np.ndarray
+    ids: np.ndarray
+    pos_i: np.ndarray
+    pos_j: np.ndarray
 
     @classmethod
     def of(cls, pairs: Sequence[CandidatePair]) -> PairTable:
@@ -50,13 +55,18 @@ class PairTable:
         def col(attr: str, dtype: type) -> np.ndarray:
             return np.fromiter((getattr(p, attr) for p in pairs), dtype=dtype, count=n)
 
+        i, j = col("i", np.int64), col("j", np.int64)
+        ids, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
         return cls(
-            i=col("i", np.int64),
-            j=col("j", np.int64),
+            i=i,
+            j=j,
             fires_i=col("n_fires_i", np.int64),
             fires_j=col("n_fires_j", np.int64),
             kl_i=col("kl_ablate_i", np.float64),
             kl_j=col("kl_ablate_j", np.float64),
+            ids=ids,
+            pos_i=inverse[:n],
+            pos_j=inverse[n:],
         )
 
 
@@ -72,25 +82,25 @@ class _Within:
     over them (vectorised: a Pareto curve asks this once per target)."""
 
     def __init__(self, table: PairTable, components: Sequence[tuple[int, ...]]) -> None:
-        members = np.fromiter((m for c in components for m in c), dtype=np.int64)
-        cids = np.repeat(np.arange(len(components)), [len(c) for c in components])
-        order = np.argsort(members, kind="stable")
-        self.members, self.cids = members[order], cids[order]
-        self.table = table
-        pi, ci = self._locate(table.i)
-        pj, cj = self._locate(table.j)
+        self.members = np.fromiter((m for c in components for m in c), dtype=np.int64)
+        self.cids = np.repeat(np.arange(len(components)), [len(c) for c in components])
+        # each id's cluster, by position into table.ids (−1: in no cluster);
+        # a member outside the table's ids takes part in no pair
+        n = len(table.ids)
+        pos = np.searchsorted(table.ids, self.members)
+        known = pos < n
+        known[known] = table.ids[pos[known]] == self.members[known]
+        slot = np.where(known, pos, n)  # slot n: the sentinel of unknown members
+        label = np.full(n + 1, -1, dtype=np.int64)
+        label[slot] = np.where(known, self.cids, -1)
+        label[n] = -1
+        ci, cj = label[table.pos_i], label[table.pos_j]
         self.mask = (ci >= 0) & (ci == cj)
-        totals = np.zeros(len(self.members), dtype=np.int64)
-        np.add.at(totals, pi[self.mask], table.fires_i[self.mask])
-        np.add.at(totals, pj[self.mask], table.fires_j[self.mask])
-        self.totals = totals
-
-    def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each id's position among the members and its cluster (−1: none)."""
-        if not len(self.members):
-            return np.zeros(len(ids), dtype=np.int64), np.full(len(ids), -1)
-        pos = np.minimum(np.searchsorted(self.members, ids), len(self.members) - 1)
-        return pos, np.where(self.members[pos] == ids, self.cids[pos], -1)
+        self.table = table
+        totals = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(totals, table.pos_i[self.mask], table.fires_i[self.mask])
+        np.add.at(totals, table.pos_j[self.mask], table.fires_j[self.mask])
+        self.totals = totals[slot]
 
     def fires(self) -> dict[int, int]:
         return dict(zip(self.members.tolist(), self.totals.tolist(), strict=True))
