@@ -99,11 +99,23 @@ def test_field_order_matches_spec() -> None:
     assert [f.name for f in fields(ValidationReport)] == [
         "schema_version", "dictionary_name", "model_name", "layer", "n_prompts", "n_tokens",
         "polygram_overlap_threshold", "jaccard_threshold", "min_firing_rate", "min_both_fire",
-        "feature_ids", "pairs", "summary", "confirmed",
+        "feature_ids", "pairs", "summary", "confirmed", "n_clusters",
     ]  # fmt: skip
     assert [f.name for f in fields(BucketStats)] == [
         "polygram_range", "n_pairs", "jaccard_mean", "jaccard_ci_95",
     ]  # fmt: skip
+
+
+def test_version_2_carries_n_clusters_and_version_1_reads_and_writes_as_before() -> None:
+    v2 = report(schema_version=2, n_clusters=3)
+    doc = json.loads(v2.to_json())
+    assert doc["schema_version"] == 2 and doc["n_clusters"] == 3
+    once = ValidationReport.from_json(v2.to_json())
+    assert once.n_clusters == 3 and ValidationReport.from_json(once.to_json()) == once
+    assert json.loads(report(schema_version=2).to_json())["n_clusters"] is None
+    v1 = report()  # version 1: no n_clusters key, read back as None
+    assert "n_clusters" not in json.loads(v1.to_json())
+    assert ValidationReport.from_json(v1.to_json()).n_clusters is None
 
 
 def test_frozen_and_coerced() -> None:

@@ -33,7 +33,9 @@ __all__ = [
     "ValidationSummary",
 ]
 
-SCHEMA_VERSION = 1
+#: 2 adds ``n_clusters`` (spec 18 §1); version-1 reports are still read and
+#: written as they were (no ``n_clusters`` key).
+SCHEMA_VERSION = 2
 
 #: The pairs CSV header.  The two ``*_on_both_fire`` columns keep 0.0.1's names
 #: for compatibility but hold ``kl_ablate_i``/``kl_ablate_j``: means over the
@@ -209,6 +211,8 @@ class ValidationReport:
     pairs: tuple[CandidatePair, ...]
     summary: ValidationSummary
     confirmed: tuple[tuple[int, int], ...]
+    #: clusters of the validated dictionary (None: not recorded, version 1)
+    n_clusters: int | None = None
 
     def __post_init__(self) -> None:
         # accept lists from callers; store immutable tuples
@@ -244,7 +248,10 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload (floats rounded to 6 s.f., non-finite → None)."""
         s = self.summary
-        return {
+        extra: dict[str, Any] = {}
+        if self.schema_version >= 2:
+            extra["n_clusters"] = None if self.n_clusters is None else int(self.n_clusters)
+        return extra | {
             "schema_version": int(self.schema_version),
             "dictionary_name": self.dictionary_name,
             "model_name": self.model_name,
@@ -330,6 +337,7 @@ class ValidationReport:
             pairs=tuple(_pair_from(p) for p in doc["pairs"]),
             summary=summary,
             confirmed=tuple((int(i), int(j)) for i, j in doc["confirmed"]),
+            n_clusters=None if doc.get("n_clusters") is None else int(doc["n_clusters"]),
         )
 
     # --- CSV ----------------------------------------------------------------------

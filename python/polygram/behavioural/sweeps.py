@@ -17,8 +17,10 @@ For a panel of ``n`` features over ``P`` prompts, with batches of ``B`` prompts
    those positions — ``Σ_k ⌈P_k/B⌉`` forwards, and only ``T × n`` KL values kept;
 3. pair aggregation and the summary, in numpy (``aggregate``, ``stats``).
 
-Padding never enters a statistic: activations, firing and KL are read at real
-positions only (by the attention mask).
+Padding and special tokens (BOS, …) never enter a statistic: firing,
+Jaccard, Pearson and KL are read at ``P_tok`` positions only — real and not a
+special id, the evaluations' rule (spec 16 §5.2) — so the high-norm BOS
+position neither fires nor is ablated.  ``n_tokens`` counts those positions.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from polygram.runtime import (
     make_batch,
     replace,
     require_torch,
+    special_ids,
     tokenize_prompts,
 )
 from polygram.sae import SAE
@@ -111,7 +114,8 @@ class _Prompt:
 
     row: int  # row in the TokenizedPrompts
     offset: int  # first token in the concatenated token axis
-    acts: Any  # [length, n_features] float32
+    acts: Any  # [length, n_features] float32, 0 at special-token positions
+    tok: Any  # [length] bool: the position is in P_tok (not a special token)
     row_of: Any  # [length] int64: row in base_logp, -1 where no panel feature fires
     base_logp: Any  # [n_fire_any, vocab] float32 baseline log-probs
 
@@ -152,7 +156,8 @@ def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> Validat
 
     with torch.no_grad():
         prompts = _baseline(v, lm, hook, tokens, panel)
-        n_tokens = tokens.n_tokens
+        in_tok = np.concatenate([p.tok.cpu().numpy() for p in prompts])
+        n_tokens = int(in_tok.sum())
         acts = np.concatenate([p.acts.cpu().numpy() for p in prompts], axis=0)
         n_fires = (acts > 0).sum(axis=0)  # firing tokens per feature
         for k, fid in enumerate(ids):
@@ -164,7 +169,7 @@ def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> Validat
                     RuntimeWarning,
                     stacklevel=4,
                 )
-        kl = np.zeros((n_tokens, len(ids)), dtype=np.float32)
+        kl = np.zeros((in_tok.size, len(ids)), dtype=np.float32)
         with replace(lm, hook, lambda x: x, block_path=v.block_path) as ablate:
             for k, fid in enumerate(ids):
                 n_fwd, n_prompts = _sweep(lm, ablate, tokens, prompts, k, panel, kl, v.batch_size)
@@ -174,6 +179,7 @@ def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> Validat
                     f"{len(prompts)} prompts ({int(n_fires[k])} firing tokens, {n_fwd} forwards)",
                 )
 
+    acts, kl = acts[in_tok], kl[in_tok]
     pairs = aggregate_pairs(
         candidates,
         {fid: acts[:, k] for k, fid in enumerate(ids)},
@@ -197,6 +203,7 @@ def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> Validat
         pairs=tuple(pairs),
         summary=summarise(pairs),
         confirmed=confirmed_pairs(pairs),
+        n_clusters=len({f.cluster for f in v.dictionary.features}),
     )
 
 
@@ -211,6 +218,7 @@ def _baseline(
 
     out: list[_Prompt] = []
     offset = 0
+    special = special_ids(lm.tokenizer)
     with capture(lm, hook, block_path=v.block_path) as cap:
         for batch in iter_batches(tokens, batch_size=v.batch_size, device=lm.device):
             logits = forward(lm, batch)
@@ -220,14 +228,16 @@ def _baseline(
                     f"sae_checkpoint: d_model {panel.d_in} does not match the model's hidden "
                     f"size {x.shape[-1]} at {hook.name} ({v.model_name!r})"
                 )
-            acts = panel.encode(batch.real(x)).split(list(batch.lengths))
+            tok = batch.token_mask(special)[batch.mask]
+            acts = (panel.encode(batch.real(x)) * tok[:, None]).split(list(batch.lengths))
+            toks = tok.split(list(batch.lengths))
             for b, row in enumerate(batch.rows):
                 a = acts[b]  # [length, n]
                 pos = torch.nonzero((a > 0).any(dim=1)).flatten()
                 row_of = torch.full((a.shape[0],), -1, dtype=torch.long, device=a.device)
                 row_of[pos] = torch.arange(pos.numel(), device=a.device)
                 base_logp = torch.log_softmax(logits[b, pos], dim=-1)
-                out.append(_Prompt(row, offset, a, row_of, base_logp))
+                out.append(_Prompt(row, offset, a, toks[b], row_of, base_logp))
                 offset += a.shape[0]
     _say(v, f"baseline: {len(out)} prompts, {offset} tokens captured at {hook.name}")
     return out

@@ -17,6 +17,7 @@ __all__ = [
     "encoding_of",
     "error_text",
     "existing_file",
+    "positive_int",
     "profile_name",
     "prompts_file",
     "report_errors",
@@ -113,9 +114,20 @@ def profile_name(text: str) -> str:
 ENCODINGS = ("mps", "rung3")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
 def add_knob_flags(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
-    """``--encoding``, ``--assign-phase-knobs``, ``--assign-amp-knobs`` (and
-    ``--profile``): the import options shared by validate and compress-epoch."""
+    """``--encoding``, ``--assign-phase-knobs``, ``--assign-amp-knobs``,
+    ``--n-clusters`` (and ``--profile``): the options of the gate's dictionary."""
     p.add_argument(
         "--encoding",
         choices=ENCODINGS,
@@ -131,6 +143,13 @@ def add_knob_flags(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
         "--assign-amp-knobs",
         action="store_true",
         help="θ_amp, ψ_aux from the 4th/5th principal axes (needs --encoding rung3)",
+    )
+    p.add_argument(
+        "--n-clusters",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="k-means clusters of the gate's dictionary (default: the profile's, 2)",
     )
     if profile:
         p.add_argument(

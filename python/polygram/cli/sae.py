@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polygram._io import atomic_write_text
-from polygram.cli.io import profile_name
+from polygram.cli.io import positive_int, profile_name
 from polygram.errors import PolygramError
 
 __all__ = [
@@ -94,16 +94,6 @@ def parse_names(text: str) -> dict[int, str] | None:
         f"{source}: values must be all strings ({{id: name}}) or all integers ({{name: id}}); "
         f"got {sorted({type(v).__name__ for v in values})}"
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
 
 
 def _fail(what: str, err: BaseException) -> int:
@@ -233,7 +223,7 @@ def add_parsers(subparsers: Any) -> None:
     a.add_argument("--assign-gamma", action="store_true", help="derive γ from per-cluster PCA")
     a.add_argument(
         "--n-clusters",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="k-means cluster count when labels are missing (default: the profile's, 2)",

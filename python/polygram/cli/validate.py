@@ -164,6 +164,7 @@ def _build(args: argparse.Namespace) -> Any:
             assign_phase_knobs=args.assign_phase_knobs,
             assign_amp_knobs=args.assign_amp_knobs,
             profile=args.profile,
+            n_clusters=args.n_clusters,
         )
     except ValueError as e:
         raise _ValidateError(f"cannot build the dictionary: {e}") from None
