@@ -72,16 +72,45 @@ impl Ctx {
         I: Fn() -> S + Sync + Send,
         F: Fn(&mut S, T) -> Result<R> + Sync + Send,
     {
-        let step = |s: &mut S, t: T| {
-            self.check()?;
-            f(s, t)
-        };
         if self.threads == 1 || items.len() < 2 {
             let mut s = init();
-            items.into_iter().map(|t| step(&mut s, t)).collect()
-        } else {
-            items.into_par_iter().map_init(init, step).collect()
+            return items
+                .into_iter()
+                .map(|t| {
+                    self.check()?;
+                    f(&mut s, t)
+                })
+                .collect();
         }
+        // An indexed collect straight into place; after a failure the
+        // remaining items see `failed` and return at once.
+        let failed = AtomicBool::new(false);
+        let out: Vec<Result<R>> = items
+            .into_par_iter()
+            .map_init(init, |s, t| {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted); // superseded by the first error below
+                }
+                let r = self.check().and_then(|()| f(s, t));
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+            .collect();
+        let mut first_error = None;
+        let mut done = Vec::with_capacity(out.len());
+        for r in out {
+            match r {
+                Ok(v) => done.push(v),
+                // an item that failed for itself wins over ones it stopped
+                Err(e) if first_error.is_none() || first_error == Some(Error::Interrupted) => {
+                    first_error = Some(e)
+                }
+                Err(_) => {}
+            }
+        }
+        first_error.map_or(Ok(done), Err)
     }
 
     /// [`Ctx::map`] without scratch or results.

@@ -16,6 +16,7 @@ pub mod encoding;
 pub mod error;
 pub mod gates;
 pub mod gram;
+pub mod output;
 pub mod panels;
 pub mod scan;
 pub mod size;

@@ -10,12 +10,12 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{Array2, Array3, ArrayView2};
+use ndarray::{Array2, Array3, ArrayView2, Ix2, Ix3};
 
 use crate::ctx::Ctx;
 use crate::gram::{inner, schmidt_rank};
 use crate::tiers::Tiers;
-use crate::{budget, size, Encoding, Error, Result, C64};
+use crate::{budget, output, size, Encoding, Error, Result, C64};
 
 mod grid;
 
@@ -278,7 +278,8 @@ impl Scan {
             idx: vec![0; self.axes.len()],
             row: vec![0.0; self.width],
             states: vec![C64::new(0.0, 0.0); self.n * self.dim],
-            gram: Vec::new(),
+            overlaps: Vec::new(),
+            every: vec![true; self.n],
         }
     }
 
@@ -386,9 +387,9 @@ impl Scan {
             per_point.and_then(|b| b.checked_mul(p)),
         )?;
         let plan = self.gram_plan(ctx)?;
-        let mut gram = Array3::<C64>::uninit((p, n, n));
-        let mut ranks = Array2::<u8>::uninit((p, n));
-        let mut stats = Array2::<f64>::uninit((p, SWEEP_STATS));
+        let mut gram = output::uninit::<C64, _>(Ix3(p, n, n))?;
+        let mut ranks = output::uninit::<u8, _>(Ix2(p, n))?;
+        let mut stats = output::uninit::<f64, _>(Ix2(p, SWEEP_STATS))?;
         {
             let g = gram.as_slice_mut().ok_or_else(not_contiguous)?;
             let r = ranks.as_slice_mut().ok_or_else(not_contiguous)?;
@@ -408,7 +409,7 @@ impl Scan {
                 ctx.map(
                     chunk,
                     || Scratch {
-                        gram: vec![C64::new(0.0, 0.0); n * n],
+                        overlaps: vec![0.0; n * n],
                         ..self.scratch()
                     },
                     |sc, (i, ((g, r), st))| {
@@ -417,8 +418,9 @@ impl Scan {
                 )?;
             }
         }
-        // SAFETY: `sweep_point` wrote every entry of its point's Gram, ranks
-        // and statistics, and every point of 0..p ran without error.
+        // SAFETY: `sweep_point` wrote every entry of its point's Gram (both
+        // triangles), ranks and statistics, and every point of 0..p ran
+        // without error.
         let (gram, ranks, stats) =
             unsafe { (gram.assume_init(), ranks.assume_init(), stats.assume_init()) };
         Ok(Sweep { gram, ranks, stats })
@@ -439,10 +441,11 @@ impl Scan {
     ) -> Result<()> {
         let n = self.n;
         let mut idx = std::mem::take(&mut sc.idx);
-        let mut g = std::mem::take(&mut sc.gram);
+        let mut ov2 = std::mem::take(&mut sc.overlaps);
         self.decode(point, &mut idx);
-        let all = vec![true; n];
-        self.build_dynamic(&idx, &all, sc, ctx)?;
+        let every = std::mem::take(&mut sc.every);
+        self.build_dynamic(&idx, &every, sc, ctx)?;
+        sc.every = every;
         let mut entries = plan.iter();
         for (a, r) in r_out.iter_mut().enumerate() {
             let sa = self.state(a, &idx, sc);
@@ -453,14 +456,13 @@ impl Scan {
                     Some(GramEntry::Axis { axis, table }) => table[idx[*axis]],
                     _ => inner(sa, self.state(b, &idx, sc)),
                 };
-                g[a * n + b] = v;
-                g[b * n + a] = v.conj();
+                g_out[a * n + b].write(v);
+                g_out[b * n + a].write(v.conj());
+                let o = v.norm_sqr();
+                (ov2[a * n + b], ov2[b * n + a]) = (o, o);
             }
         }
-        for (o, &v) in g_out.iter_mut().zip(&g) {
-            o.write(v);
-        }
-        let ov = |x: usize, y: usize| g[x * n + y].norm_sqr();
+        let ov = |x: usize, y: usize| ov2[x * n + y];
         let (sib, cross) = tiers.tier_means(ov);
         let ordering = tiers.ordering_ok(target.0, target.1, ov);
         let values = [
@@ -474,7 +476,7 @@ impl Scan {
             o.write(v);
         }
         sc.idx = idx;
-        sc.gram = g;
+        sc.overlaps = ov2;
         Ok(())
     }
 }
@@ -487,8 +489,10 @@ struct Scratch {
     idx: Vec<usize>,
     row: Vec<f64>,
     states: Vec<C64>,
-    /// One point's Gram (sweeps only).
-    gram: Vec<C64>,
+    /// One point's `|G_ab|²` (sweeps only).
+    overlaps: Vec<f64>,
+    /// `true` per feature: a sweep rebuilds every dynamic feature.
+    every: Vec<bool>,
 }
 
 #[cfg(test)]

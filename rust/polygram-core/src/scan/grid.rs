@@ -25,13 +25,13 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Ix1, Ix2};
 
 use super::{not_contiguous, Scan, Scratch, Source};
 use crate::ctx::Ctx;
 use crate::gram::inner;
 use crate::tiers::{Tiers, ORDERING_SLACK};
-use crate::{budget, size, Encoding, Error, Result, C64};
+use crate::{budget, output, size, Encoding, Error, Result, C64};
 
 /// Points per parallel work item (each polls Ctrl-C once).
 const BLOCK: usize = 4096;
@@ -91,7 +91,6 @@ impl Best {
     }
 
     /// Points arrive in increasing order, so a strict `<` keeps the lowest index.
-    #[inline]
     fn see(&mut self, v: f64, ok: bool, point: usize) {
         if v < self.any.0 {
             self.any = Candidate(v, point);
@@ -182,6 +181,36 @@ struct Plan {
     /// Features rebuilt per point (dynamic ones used by an `Inner` pair).
     dynamic: Vec<bool>,
     any_dynamic: bool,
+}
+
+/// One row of the φ × φ hot loop, every slice of the row's length.
+struct LinRow<'a> {
+    m: f64,
+    a: f64,
+    b: f64,
+    /// `min(constant and earlier-axis thresholds)`; ∞ without `preserve_tiers`.
+    thr: f64,
+    cos: &'a [f64],
+    sin: &'a [f64],
+    last_thr: &'a [f64],
+    preserve_tiers: bool,
+}
+
+/// Write `v_j = m + a·cos_j + b·sin_j` and its feasibility for a row and
+/// return the row's minimum and minimum feasible overlap (∞ when none).
+/// Overlaps are finite, so `min` is exact.
+fn lin_row(r: LinRow<'_>, o: &mut [MaybeUninit<f64>], f: &mut [MaybeUninit<bool>]) -> (f64, f64) {
+    let (mut low, mut low_ok) = (f64::INFINITY, f64::INFINITY);
+    let cols = r.cos.iter().zip(r.sin).zip(r.last_thr);
+    for ((o, f), ((&c, &s), &t)) in o.iter_mut().zip(f.iter_mut()).zip(cols) {
+        let v = r.m + r.a * c + r.b * s;
+        let ok = !r.preserve_tiers || (v <= r.thr && v <= t);
+        o.write(v);
+        f.write(ok);
+        low = low.min(v);
+        low_ok = low_ok.min(if ok { v } else { f64::INFINITY });
+    }
+    (low, low_ok)
 }
 
 impl Scan {
@@ -402,9 +431,12 @@ impl Scan {
             ]),
         )?;
         let plan = self.grid_plan(tiers, target, preserve_tiers, ctx)?;
-        let mut overlaps = Array1::<f64>::uninit(p);
-        let mut feasible = Array1::<bool>::uninit(p);
-        let mut knobs = with_knobs.then(|| Array2::<f64>::uninit((p, k)));
+        let mut overlaps = output::uninit::<f64, _>(Ix1(p))?;
+        let mut feasible = output::uninit::<bool, _>(Ix1(p))?;
+        let mut knobs = match with_knobs {
+            true => Some(output::uninit::<f64, _>(Ix2(p, k))?),
+            false => None,
+        };
         let best = {
             let os = overlaps.as_slice_mut().ok_or_else(not_contiguous)?;
             let fs = feasible.as_slice_mut().ok_or_else(not_contiguous)?;
@@ -547,16 +579,43 @@ impl Scan {
                 thr = thr.min(t[idx[axis]]);
             }
             let last_thr = &plan.axis_thr[last];
-            let first = start + done - j0; // point number of index j = 0 in this row
+            let first = start + done - j0; // the point of index j = 0 in this row
             match (target, multi.is_empty() && !plan.any_dynamic) {
-                // The hot loop of φ × φ scans.
+                // The hot loop of φ × φ scans: two multiply-adds, two
+                // comparisons and the row's running minima per point.
                 (RowEval::Lin { m, a, b }, true) => {
-                    for (j, (o, f)) in (j0..j0 + len).zip(o_row.iter_mut().zip(f_row.iter_mut())) {
-                        let v = m + a * lc[j] + b * ls[j];
-                        let ok = !preserve_tiers || (v <= thr && v <= last_thr[j]);
-                        o.write(v);
-                        f.write(ok);
-                        best.see(v, ok, first + j);
+                    let value = |j: usize| m + a * lc[j] + b * ls[j];
+                    let feasible =
+                        |v: f64, j: usize| !preserve_tiers || (v <= thr && v <= last_thr[j]);
+                    let row = j0..j0 + len;
+                    let (low, low_ok) = lin_row(
+                        LinRow {
+                            m,
+                            a,
+                            b,
+                            thr: if preserve_tiers { thr } else { f64::INFINITY },
+                            cos: &lc[row.clone()],
+                            sin: &ls[row.clone()],
+                            last_thr: &last_thr[row.clone()],
+                            preserve_tiers,
+                        },
+                        o_row,
+                        f_row,
+                    );
+                    // Where the minima sit, only when they beat the block's
+                    // best so far (rare): recomputing gives the same bits.
+                    if low < best.any.0 {
+                        if let Some(j) = row.clone().find(|&j| value(j) == low) {
+                            best.any = Candidate(low, first + j);
+                        }
+                    }
+                    if low_ok < best.feasible.0 {
+                        if let Some(j) = row.clone().find(|&j| {
+                            let v = value(j);
+                            v == low_ok && feasible(v, j)
+                        }) {
+                            best.feasible = Candidate(low_ok, first + j);
+                        }
                     }
                 }
                 _ => {
