@@ -56,6 +56,7 @@ def make_validator(ckpt: Path, **kw: Any) -> BehaviouralValidator:
         feature_ids=PANEL,
         prompts=PROMPTS,
         layer=2,
+        model_name="gpt2",
     )
     base.update(kw)
     return BehaviouralValidator(**base)

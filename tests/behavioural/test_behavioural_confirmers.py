@@ -115,5 +115,5 @@ def test_validator_is_a_confirmer(tmp_path: Path) -> None:
     write_sae(ckpt)
     from behavioural.beh_helpers import panel_dictionary
 
-    v = BehaviouralValidator(panel_dictionary(ckpt), ckpt, PANEL, ["x"], layer=1)
+    v = BehaviouralValidator(panel_dictionary(ckpt), ckpt, PANEL, ["x"], layer=1, model_name="gpt2")
     assert isinstance(v, Confirmer)

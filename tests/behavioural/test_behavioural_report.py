@@ -99,7 +99,7 @@ def test_field_order_matches_spec() -> None:
     assert [f.name for f in fields(ValidationReport)] == [
         "schema_version", "dictionary_name", "model_name", "layer", "n_prompts", "n_tokens",
         "polygram_overlap_threshold", "jaccard_threshold", "min_firing_rate", "min_both_fire",
-        "feature_ids", "pairs", "summary", "confirmed", "n_clusters",
+        "feature_ids", "pairs", "summary", "confirmed", "n_clusters", "sae_settings",
     ]  # fmt: skip
     assert [f.name for f in fields(BucketStats)] == [
         "polygram_range", "n_pairs", "jaccard_mean", "jaccard_ci_95",

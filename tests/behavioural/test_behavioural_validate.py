@@ -191,6 +191,12 @@ def test_batch_size_1_runs_the_old_budget_and_agrees(run: Run, oracle: Oracle) -
 def test_report_metadata(run: Run) -> None:
     r = run.report
     assert r.schema_version == 2 and r.n_clusters == 2
+    assert r.sae_settings is not None
+    assert r.sae_settings["hook_name"] == {
+        "value": f"blocks.{LAYER}.hook_resid_pre",
+        "source": "explicit",
+    }
+    assert r.sae_settings["architecture"] == {"value": "standard", "source": "inferred"}
     assert r.dictionary_name == "ImportedSAE"
     assert r.model_name == str(run.model_dir)
     assert r.layer == LAYER and r.n_prompts == len(PROMPTS)

@@ -17,7 +17,7 @@ import pytest
 import polygram
 from behavioural.beh_helpers import PANEL, make_validator, panel_dictionary, write_sae
 from polygram.behavioural import BehaviouralValidator
-from polygram.errors import HookError
+from polygram.errors import HookError, SAEFileNotFoundError
 from polygram.runtime import require_torch
 
 make = make_validator
@@ -64,10 +64,10 @@ def test_constructor_errors(sae_ckpt: Path, kw: dict[str, Any], match: str) -> N
 
 
 def test_missing_checkpoint(sae_ckpt: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not found on disk"):
+    with pytest.raises(SAEFileNotFoundError, match="no such file"):
         make(sae_ckpt, sae_checkpoint=tmp_path / "nope.safetensors")
-    with pytest.raises(ValueError, match="not found on disk"):
-        make(sae_ckpt, sae_checkpoint=tmp_path)  # a directory is not a file
+    with pytest.raises(SAEFileNotFoundError, match="missing cfg.json"):
+        make(sae_ckpt, sae_checkpoint=tmp_path)  # a directory must be a SAELens folder
 
 
 def test_check_order(sae_ckpt: Path, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_more_than_eight_features(tmp_path: Path) -> None:
     feats = [Feature(f"f{k}", "c", beta=0.1 * k) for k in range(9)]
     enc = HEA_Rung2(depth=1, n_qubits=4)
     d = Dictionary("Wide", feats, {"c": [f.name for f in feats]}, enc)
-    v = BehaviouralValidator(d, ckpt, list(range(9)), ["x"], layer=1)
+    v = BehaviouralValidator(d, ckpt, list(range(9)), ["x"], layer=1, model_name="gpt2")
     assert len(v.feature_ids) == 9
 
 
@@ -152,7 +152,9 @@ def test_predict_zero_decoder_row(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
     save_file(arrays, str(ckpt))
-    v = BehaviouralValidator(panel_dictionary(ckpt, [2, 3]), ckpt, [2, 3], ["x"], layer=1)
+    v = BehaviouralValidator(
+        panel_dictionary(ckpt, [2, 3]), ckpt, [2, 3], ["x"], layer=1, model_name="gpt2"
+    )
     assert v.predict()[0].decoder_overlap == 0.0
 
 
@@ -166,7 +168,7 @@ def test_predict_does_not_import_torch(sae_ckpt: Path) -> None:
         from beh_helpers import PANEL, PROMPTS, panel_dictionary
         from polygram import BehaviouralValidator
         ckpt = Path({str(sae_ckpt)!r})
-        v = BehaviouralValidator(panel_dictionary(ckpt), ckpt, PANEL, PROMPTS, layer=2)
+        v = BehaviouralValidator(panel_dictionary(ckpt), ckpt, PANEL, PROMPTS, layer=2, model_name="gpt2")
         assert len(v.predict()) == 6
         bad = [m for m in ("torch", "transformers") if m in sys.modules]
         assert not bad, bad

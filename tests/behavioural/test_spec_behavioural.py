@@ -217,7 +217,7 @@ def test_cap_is_the_encodings_own(tmp_path: Path) -> None:
     d = Dictionary("Four", feats, {"c": [f.name for f in feats]}, HEA_Rung2(1, n_qubits=2))
     object.__setattr__(d, "features", [*d.features, Feature("f4", "c", beta=0.5)])
     with pytest.raises(ValueError, match="exceed the per-dictionary cap of 4"):
-        BehaviouralValidator(d, ckpt, list(range(5)), ["x"], layer=1)
+        BehaviouralValidator(d, ckpt, list(range(5)), ["x"], layer=1, model_name="gpt2")
 
 
 # --- §9 geometry confirmers -----------------------------------------------------------

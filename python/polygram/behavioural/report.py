@@ -33,8 +33,8 @@ __all__ = [
     "ValidationSummary",
 ]
 
-#: 2 adds ``n_clusters`` (spec 18 §1); version-1 reports are still read and
-#: written as they were (no ``n_clusters`` key).
+#: 2 adds ``n_clusters`` and ``sae_settings`` (spec 18 §1); version-1 reports are
+#: still read and written as they were (neither key).
 SCHEMA_VERSION = 2
 
 #: The pairs CSV header.  The two ``*_on_both_fire`` columns keep 0.0.1's names
@@ -195,6 +195,9 @@ class ValidationReport:
     ``pairs`` keeps the order it was built in (panel order for the
     validator); JSON and CSV write it sorted by ``(i, j)``.  ``confirmed`` is
     the gate-passing ``(i, j)`` list in pair order and is never re-sorted.
+    ``sae_settings`` (schema 2) are the SAE's resolved settings with their
+    sources (spec 16 §2.3); ``layer`` stays the layer number, the hook kind is
+    in ``sae_settings``.
     """
 
     schema_version: int
@@ -213,6 +216,7 @@ class ValidationReport:
     confirmed: tuple[tuple[int, int], ...]
     #: clusters of the validated dictionary (None: not recorded, version 1)
     n_clusters: int | None = None
+    sae_settings: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # accept lists from callers; store immutable tuples
@@ -251,6 +255,7 @@ class ValidationReport:
         extra: dict[str, Any] = {}
         if self.schema_version >= 2:
             extra["n_clusters"] = None if self.n_clusters is None else int(self.n_clusters)
+            extra["sae_settings"] = None if self.sae_settings is None else dict(self.sae_settings)
         return extra | {
             "schema_version": int(self.schema_version),
             "dictionary_name": self.dictionary_name,
@@ -295,8 +300,8 @@ class ValidationReport:
 
         A ``str`` starting (after whitespace) with ``{`` is JSON text; any
         other ``str`` is read as a path if such a file exists and parsed as
-        text otherwise.  All 14 top-level keys are required; ``null`` floats
-        read back as NaN.
+        text otherwise.  The 14 top-level keys of schema 1 are required
+        (``sae_settings`` defaults to None); ``null`` floats read back as NaN.
         """
         return cls.from_dict(load_report_source(source, "ValidationReport.from_json"))
 
@@ -338,6 +343,7 @@ class ValidationReport:
             summary=summary,
             confirmed=tuple((int(i), int(j)) for i, j in doc["confirmed"]),
             n_clusters=None if doc.get("n_clusters") is None else int(doc["n_clusters"]),
+            sae_settings=_settings(doc.get("sae_settings")),
         )
 
     # --- CSV ----------------------------------------------------------------------
@@ -372,6 +378,12 @@ class ValidationReport:
 
 
 # --- helpers --------------------------------------------------------------------
+
+
+def _settings(v: Any) -> Mapping[str, Any] | None:
+    if v is None or isinstance(v, dict):
+        return v
+    raise ValueError(f"ValidationReport: sae_settings is {v!r}; expected a JSON object or null")
 
 
 def _cell(v: float) -> str:

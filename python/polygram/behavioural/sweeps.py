@@ -25,7 +25,6 @@ position neither fires nor is ablated.  ``n_tokens`` counts those positions.
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -70,13 +69,16 @@ class Sweepable(Protocol):
     module does not import the validator that imports it)."""
 
     dictionary: Dictionary
-    sae_checkpoint: str | os.PathLike[str]
+
+    @property
+    def sae(self) -> SAE: ...
+
     feature_ids: Sequence[int]
     prompts: Sequence[str]
-    layer: int
-    hook: str
+    layer: int | None  # resolved (never None) once the validator is built
+    hook: str | None
     block_path: str | None
-    model_name: str
+    model_name: str | None
     device: str | None
     dtype: str
     batch_size: int
@@ -125,27 +127,19 @@ def _say(v: Sweepable, text: str) -> None:
         print(f"polygram validate: {text}", file=sys.stderr, flush=True)
 
 
-def _load_sae(v: Sweepable) -> SAE:
-    from polygram.sae.checkpoint import CANONICAL_KEYS, check_sae_shapes, load_sae_checkpoint
-
-    arrays = load_sae_checkpoint(v.sae_checkpoint)
-    check_sae_shapes(v.sae_checkpoint, arrays)
-    n_sae = arrays["W_dec"].shape[0]
-    bad = [f for f in v.feature_ids if not 0 <= f < n_sae]
-    if bad:
-        raise ValueError(
-            f"feature_ids: {bad} out of range; {str(v.sae_checkpoint)!r} holds features "
-            f"0..{n_sae - 1}"
-        )
-    return SAE("standard", {k: arrays[k] for k in CANONICAL_KEYS})
-
-
 def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> ValidationReport:
     """Run the behavioural stage for ``v`` and aggregate ``candidates``."""
     ids = list(v.feature_ids)
     check_candidates(candidates, ids)  # before any model work: a bad list fails fast
     torch = require_torch("BehaviouralValidator.validate()")  # before reading the SAE
-    sae = _load_sae(v)
+    sae = v.sae  # loaded once, by the validator
+    bad = [f for f in ids if not 0 <= f < sae.d_sae]
+    if bad:
+        raise ValueError(
+            f"feature_ids: {bad} out of range; {sae.source.display!r} holds features "
+            f"0..{sae.d_sae - 1}"
+        )
+    assert v.layer is not None and v.hook is not None and v.model_name is not None
     _say(v, f"loading {v.model_name!r}")
     lm = get_model(v.model_name, v.device, v.dtype)
     hook = HookPoint(v.layer, v.hook)
@@ -204,6 +198,7 @@ def run_validation(v: Sweepable, candidates: Sequence[CandidatePair]) -> Validat
         summary=summarise(pairs),
         confirmed=confirmed_pairs(pairs),
         n_clusters=len({f.cluster for f in v.dictionary.features}),
+        sae_settings=None if sae.settings is None else sae.settings.to_dict(),
     )
 
 

@@ -2,8 +2,8 @@
 co-firing?  (spec 10 §2–§5)
 
 Two stages: :meth:`~BehaviouralValidator.predict` enumerates every panel
-pair with its polygram overlap ``|G_ij|²`` and decoder cos² (numpy and the
-safetensors row reader only, never torch); :meth:`~BehaviouralValidator.validate`
+pair with its polygram overlap ``|G_ij|²`` and decoder cos² (numpy only,
+never torch); :meth:`~BehaviouralValidator.validate`
 runs the model — one baseline pass, then one ablation sweep per selected
 feature, batched through :mod:`polygram.runtime` — and fills in co-firing
 and ablation-KL statistics (``polygram.behavioural.sweeps``, imported lazily).
@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from polygram.behavioural.aggregate import decoder_cos2, decoder_rows
+from polygram.behavioural.aggregate import decoder_cos2
 from polygram.behavioural.report import CandidatePair, ValidationReport, unmeasured_pair
 from polygram.config import FROM_CONFIG, ValidationConfig, config_of, pick
 from polygram.dictionary import Dictionary
 from polygram.errors import HookError
 from polygram.runtime import HOOK_KINDS, check_device, check_dtype
+from polygram.sae.load import load_sae
 from polygram.sae.records import selected_ids
+from polygram.sae.value import SAE
 
 __all__ = ["LAYER_ZERO_NOTE", "MAX_FEATURES_PER_DICTIONARY", "BehaviouralValidator"]
 
@@ -65,10 +67,16 @@ class BehaviouralValidator:
     """Validate a Polygram dictionary of SAE features against a real model.
 
     ``dictionary`` is the Dictionary built from ``feature_ids`` (same order,
-    e.g. by ``from_sae_lens``); ``sae_checkpoint`` a local ``.safetensors``
-    holding ``W_enc, b_enc, W_dec, b_dec``; ``layer`` and ``hook`` the hook
-    point the SAE reads (``resid_pre``, the block's input, by default; also
-    ``resid_post``, ``attn_out``, ``mlp_out``).  A pair is confirmed when
+    e.g. by ``from_sae_lens``); ``sae_checkpoint`` any source of
+    :func:`polygram.sae.load_sae` (an ``SAE``, a mapping of arrays, a SAELens
+    folder, a ``.safetensors`` file; any of the four architectures).
+    ``layer`` and ``hook`` the hook point the SAE reads (``resid_pre``, the
+    block's input, by default; also ``resid_post``, ``attn_out``,
+    ``mlp_out``); with neither given, the cfg's ``hook_name``, else
+    :class:`~polygram.errors.HookError`.  ``model_name``, ``context_size``
+    and ``prepend_bos`` default to the cfg's (the model falls back to
+    ``gpt2`` with a :class:`~polygram.errors.PolygramDefaultWarning`).  The
+    resolved values are written back to these fields.  A pair is confirmed when
     ``polygram_overlap >= polygram_overlap_threshold``, ``jaccard >=
     jaccard_threshold`` and ``n_both_fire >= min_both_fire``.
     ``min_firing_rate`` only warns.  The five gate fields (thresholds, firing
@@ -87,11 +95,11 @@ class BehaviouralValidator:
     """
 
     dictionary: Dictionary
-    sae_checkpoint: str | os.PathLike[str]
+    sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
     feature_ids: Sequence[int]
     prompts: Sequence[str]
-    layer: int
-    model_name: str = "gpt2"
+    layer: int | None = None
+    model_name: str | None = None
     polygram_overlap_threshold: float = FROM_CONFIG
     jaccard_threshold: float = FROM_CONFIG
     min_firing_rate: float = FROM_CONFIG
@@ -103,12 +111,13 @@ class BehaviouralValidator:
     dtype: str = "auto"
     context_size: int | None = None
     prepend_bos: bool | None = None
-    hook: str = "resid_pre"
+    hook: str | None = None
     block_path: str | None = None
     config: ValidationConfig | None = None
     _decoder_rows_cache: np.ndarray | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _sae: SAE = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # the gate fields left None: config, else ValidationConfig's defaults
@@ -145,31 +154,36 @@ class BehaviouralValidator:
             raise ValueError(f"min_both_fire: got {mbf!r}; must be an integer >= 1")
         self.min_both_fire = int(mbf)
         layer = self.layer
-        if isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0:
+        if layer is not None and (
+            isinstance(layer, bool) or not isinstance(layer, Integral) or layer < 0
+        ):
             raise ValueError(f"layer: got {layer!r}; must be an integer >= 0 (a block index)")
-        self.layer = int(layer)
-        if self.hook not in HOOK_KINDS:
+        if self.hook is not None and self.hook not in HOOK_KINDS:
             raise HookError(f"hook: got {self.hook!r}; expected one of {', '.join(HOOK_KINDS)}")
-        if self.layer == 0 and self.hook == "resid_pre":
-            if not self.allow_layer_zero:
-                raise ValueError(LAYER_ZERO_NOTE)
-            warnings.warn(LAYER_ZERO_NOTE, RuntimeWarning, stacklevel=3)
+        if layer is not None:  # 0.0.1's order: the layer-0 rule before prompts and SAE
+            self._layer_zero_rule(int(layer), self.hook)
         if isinstance(self.prompts, str | bytes):
             raise ValueError("prompts: got a single string; expected a sequence of prompts")
-        prompts = list(self.prompts)
-        if not prompts:
+        if not list(self.prompts):
             raise ValueError("prompts: empty; give at least one prompt")
-        self.sae_checkpoint = existing_checkpoint("sae_checkpoint", self.sae_checkpoint)
+        self._resolve_sae(None if layer is None else int(layer))
+        if layer is None:  # the cfg gave the hook
+            self._layer_zero_rule(int(self.layer or 0), self.hook)
+        prompts = list(self.prompts)
         # beyond 0.0.1's checks (which come first, in its order)
         self.feature_ids = selected_ids(ids)
+        out_of_range = [f for f in self.feature_ids if not 0 <= f < self._sae.d_sae]
+        if out_of_range:
+            raise ValueError(
+                f"feature_ids: {out_of_range} out of range; {self._sae.source.display!r} holds "
+                f"features 0..{self._sae.d_sae - 1}"
+            )
         bad = [k for k, p in enumerate(prompts) if not isinstance(p, str) or not p]
         if bad:
             raise ValueError(
                 f"prompts: entries {bad[:10]} are not non-empty strings; each prompt must be text"
             )
         self.prompts = prompts
-        if not isinstance(self.model_name, str) or not self.model_name:
-            raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
         check_device(self.device)  # the name only; availability is checked by validate()
         self.dtype = check_dtype(self.dtype)
         for name, low in (("batch_size", 1), ("context_size", 1)):
@@ -182,17 +196,53 @@ class BehaviouralValidator:
         if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
             raise ValueError(f"prepend_bos: got {self.prepend_bos!r}; expected True, False or None")
 
+    def _layer_zero_rule(self, layer: int, hook: str | None) -> None:
+        """Layer 0's block input is the embeddings (spec 10): refused, or warned
+        with ``allow_layer_zero``; the other hook kinds at layer 0 are fine."""
+        if layer == 0 and hook in (None, "resid_pre"):
+            if not self.allow_layer_zero:
+                raise ValueError(LAYER_ZERO_NOTE)
+            warnings.warn(LAYER_ZERO_NOTE, RuntimeWarning, stacklevel=4)
+
+    def _resolve_sae(self, layer: int | None) -> None:
+        """Load the SAE and resolve the hook, model and tokenisation settings
+        (flag → cfg → fallback, spec 16 §2.3); the hook is required."""
+        if self.model_name is not None and (
+            not isinstance(self.model_name, str) or not self.model_name
+        ):
+            raise ValueError(f"model_name: got {self.model_name!r}; expected a non-empty string")
+        sae = load_sae(
+            self.sae_checkpoint,
+            layer=layer,
+            hook=self.hook,
+            model_name=self.model_name,
+            context_size=self.context_size,
+            prepend_bos=self.prepend_bos,
+        )
+        assert sae.settings is not None
+        sae.settings.require_hook("BehaviouralValidator")
+        settings = sae.settings.with_fallbacks(
+            "BehaviouralValidator", sae.source.display, has_cfg=sae.cfg is not None
+        )
+        self._sae = replace(sae, settings=settings)
+        self.layer, self.hook = settings.require_hook("BehaviouralValidator")
+        self.model_name = str(settings.model_name.value)
+        self.context_size = settings.context_size.value
+        self.prepend_bos = settings.prepend_bos.value
+
+    @property
+    def sae(self) -> SAE:
+        """The SAE (loaded once, at construction; its settings resolved)."""
+        return self._sae
+
     # ------------------------------------------------------------------ predict
     def predict(self) -> list[CandidatePair]:
         """Every panel pair ``a < b`` (row-major, panel order) with
         ``polygram_overlap = |G_ab|²`` and decoder cos²; behavioural fields
         NaN, counters 0, ``gate_pass`` False.  Never imports torch."""
-        from polygram.sae.safetensors_io import load_sae_safetensors
-
         poly = np.abs(self.dictionary.gram()) ** 2
         ids = list(self.feature_ids)
-        records = load_sae_safetensors(self.sae_checkpoint, feature_ids=ids)
-        rows = decoder_rows(records, ids)
+        rows = np.asarray(self._sae.tensors["W_dec"])[ids]
         self._decoder_rows_cache = rows
         cos2 = decoder_cos2(rows)
         n = len(ids)
