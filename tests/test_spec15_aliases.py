@@ -47,3 +47,8 @@ def test_every_spec15_public_name_is_importable() -> None:
         assert getattr(polygram, name) is getattr(config, name)
     for name in geometry.__all__:
         assert hasattr(geometry, name)
+
+
+def test_pareto_names() -> None:
+    assert polygram.ParetoReport is compression.ParetoReport
+    assert polygram.ParetoOutcome is compression.ParetoOutcome

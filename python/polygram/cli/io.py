@@ -58,10 +58,11 @@ def existing_file(flag: str, value: str) -> Path:
 
 
 def source_checkpoint(args: argparse.Namespace) -> Path:
-    """``--sae-checkpoint``, an existing file that ``--output-checkpoint`` does
-    not resolve to (a source checkpoint is never rewritten in place)."""
+    """``--sae-checkpoint``, an existing file that ``--output-checkpoint`` (when
+    given) does not resolve to (a source checkpoint is never rewritten in place)."""
     sae = existing_file("--sae-checkpoint", args.sae_checkpoint)
-    if Path(args.output_checkpoint).resolve() == sae.resolve():
+    out = getattr(args, "output_checkpoint", None)
+    if out is not None and Path(out).resolve() == sae.resolve():
         raise CommandError(
             f"--output-checkpoint {args.output_checkpoint!r} must differ from --sae-checkpoint"
         )

@@ -9,6 +9,7 @@ from polygram.compression.clusters import connected_components
 from polygram.compression.compressor import Compressor
 from polygram.compression.epoch import EpochCompressor
 from polygram.compression.epoch_report import EpochIteration, EpochReport, EpochResult, Panel
+from polygram.compression.pareto import ParetoOutcome, ParetoReport
 from polygram.compression.regrow import (
     Regrower,
     RegrowPlan,
@@ -38,6 +39,8 @@ __all__ = [
     "EpochReport",
     "EpochResult",
     "Panel",
+    "ParetoOutcome",
+    "ParetoReport",
     "RegrowPlan",
     "RegrowReport",
     "RegrowResult",

@@ -11,7 +11,7 @@ STRATEGIES: tuple[str, ...] = ("zero", "merge")
 #: The merged decoder norm of ``strategy="merge"``.
 MERGE_MODES: tuple[str, ...] = ("freq_weighted", "simple_mean")
 #: How a cluster's representative is chosen (spec 11 §3.2).
-REP_SELECTIONS: tuple[str, ...] = ("n_fires", "scale_aware")
+REP_SELECTIONS: tuple[str, ...] = ("n_fires", "scale_aware", "kl_attribution")
 #: The pair fields target-K and Pareto plans rank pairs by (spec 15 §3).
 SCORE_FIELDS: tuple[str, ...] = ("polygram_overlap", "jaccard", "decoder_overlap")
 #: ``Regrower`` strategies (``RegrowStrategy`` values; only the first is implemented).

@@ -10,43 +10,51 @@ decoder-only checkpoints included (spec 18 §4).  Components rather than
 pair-by-pair edits make the result independent of pair order: when confirmed
 pairs form a clique, each non-representative is silenced exactly once.
 
-Fire counts and KL values are attributed by the pair's own ``i``/``j``
-(``n_fires_i`` → ``p.i``).  Polygram 0.0.1 attributed them by
-``min(i, j)``/``max(i, j)``, which swaps them whenever a stored pair has
-``i > j`` (see docs/port-notes.md).
+``plan_with_target(K)`` and ``plan_pareto(Ks)`` rank every report pair by
+``score_field`` instead and join them until K clusters remain (spec 15 §3;
+the walk lives in :mod:`polygram.compression.pareto`).  Representatives come
+from :mod:`polygram.compression.representatives` in every mode.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Integral
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from polygram.behavioural.report import CandidatePair, ValidationReport
-from polygram.compression.choices import REP_SELECTIONS
+from polygram.compression.choices import REP_SELECTIONS, SCORE_FIELDS
 from polygram.compression.clusters import connected_components
+from polygram.compression.pareto import (
+    ParetoOutcome,
+    ParetoReport,
+    check_target,
+    check_targets,
+    walk_targets,
+)
 from polygram.compression.report import (
     ClusterPlan,
     CompressionPlan,
     CompressionReport,
     CompressionResult,
 )
+from polygram.compression.representatives import PairTable, choose_representatives
 from polygram.compression.strategies import (
     MERGE_MODES,
     STRATEGIES,
+    MergeMode,
     check_feature_ids,
     decoder_row_kept,
     merge_strategy,
     row_norms,
     zero_strategy,
 )
+from polygram.config import FROM_CONFIG, CompressionConfig, config_of, pick
 from polygram.errors import CompressionError
 from polygram.sae.load import load_sae
 from polygram.sae.value import SAE
@@ -55,41 +63,50 @@ from polygram.sae.write import plan_output, write_sae
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
 
-__all__ = ["REP_SELECTIONS", "Compressor", "decoder_dictionary", "fire_totals"]
+__all__ = ["REP_SELECTIONS", "Compressor", "debug_size", "decoder_dictionary", "fire_totals"]
 
 _DEBUG_FEATURES = 8  # the debugging Dictionary covers the first ≤ 8 report ids
-_EPS = 1e-8
 
 
-def decoder_dictionary(ids: Sequence[int], rows: np.ndarray, name: str) -> Dictionary:
+def decoder_dictionary(
+    ids: Sequence[int],
+    rows: np.ndarray,
+    name: str,
+    *,
+    encoding: Any = None,
+    assign_phase_knobs: bool = False,
+    assign_amp_knobs: bool = False,
+) -> Dictionary:
     """A Dictionary (γ assigned) over features ``ids``, ``rows[k]`` being
-    feature ``ids[k]``'s decoder row (the loop's debugging / panel dictionaries)."""
+    feature ``ids[k]``'s decoder row: the one builder of the loop's debugging
+    and panel dictionaries (Compressor, the epoch's gate and final dictionary)."""
     from polygram.sae import from_sae_lens
     from polygram.sae.records import SAEFeatureRecord
 
     records = {f: SAEFeatureRecord(f, f"feat_{f}", rows[k]) for k, f in enumerate(ids)}
-    return from_sae_lens(records, list(ids), assign_gamma=True, name=name)[0]
+    return from_sae_lens(
+        records,
+        list(ids),
+        assign_gamma=True,
+        name=name,
+        encoding=encoding,
+        assign_phase_knobs=assign_phase_knobs,
+        assign_amp_knobs=assign_amp_knobs,
+    )[0]
 
 
-def _within_clusters(
-    pairs: Iterable[CandidatePair], cluster_of: Mapping[int, int]
-) -> Iterator[CandidatePair]:
-    """The pairs whose two ends lie in the same cluster."""
-    for p in pairs:
-        ci = cluster_of.get(p.i)
-        if ci is not None and cluster_of.get(p.j) == ci:
-            yield p
+def debug_size(encoding: Any) -> int:
+    """How many features a debugging Dictionary covers: 8, or fewer when the
+    encoding holds fewer (an HEA of two qubits holds 4)."""
+    from polygram.encoding import MPSRung1
+
+    cap = getattr(MPSRung1() if encoding is None else encoding, "max_features", _DEBUG_FEATURES)
+    return min(_DEBUG_FEATURES, int(cap))
 
 
-def fire_totals(
-    pairs: Iterable[CandidatePair], cluster_of: Mapping[int, int] | None = None
-) -> dict[int, int]:
-    """Σ fire counts per feature: ``n_fires_i`` to ``p.i``, ``n_fires_j`` to ``p.j``.
-
-    With ``cluster_of`` only pairs whose two ends lie in the same cluster count.
-    """
-    if cluster_of is not None:
-        pairs = _within_clusters(pairs, cluster_of)
+def fire_totals(pairs: Iterable[CandidatePair]) -> dict[int, int]:
+    """Σ fire counts per feature over ``pairs``: ``n_fires_i`` to ``p.i``,
+    ``n_fires_j`` to ``p.j`` (the weights of ``merge``'s ``freq_weighted``)."""
     tot: dict[int, int] = defaultdict(int)
     for p in pairs:
         tot[p.i] += int(p.n_fires_i)
@@ -97,60 +114,43 @@ def fire_totals(
     return dict(tot)
 
 
-def _ablation_values(
-    pairs: tuple[CandidatePair, ...], cluster_of: Mapping[int, int]
-) -> dict[int, list[float]]:
-    """Finite ``kl_ablate_*`` values per feature over within-cluster pairs."""
-    vals: dict[int, list[float]] = defaultdict(list)
-    for p in _within_clusters(pairs, cluster_of):
-        for fid, v in ((p.i, p.kl_ablate_i), (p.j, p.kl_ablate_j)):
-            if math.isfinite(float(v)):
-                vals[fid].append(float(v))
-    return dict(vals)
-
-
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min()), float(x.max())
-    if hi - lo < _EPS:
-        return np.zeros_like(x)
-    return (x - lo) / (hi - lo)
-
-
-def _argmax_lowest(members: tuple[int, ...], scores: Any) -> int:
-    """The member with the highest score; ties → the lowest fid."""
-    best = members[0]
-    best_score = scores[0]
-    for m, s in zip(members[1:], scores[1:]):
-        if s > best_score or (s == best_score and m < best):
-            best, best_score = m, s
-    return best
-
-
 @dataclass
 class Compressor:
-    """Plan and apply the compression of one validation report's confirmed pairs.
+    """Plan and apply the compression of one validation report.
 
     ``sae_checkpoint`` is any source of :func:`polygram.sae.load_sae` (an
     ``SAE``, a mapping of arrays, a SAELens folder, a ``.safetensors`` file;
     decoder-only checkpoints too); it is loaded once, at construction.
     ``strategy`` ∈ {``zero``, ``merge``}; ``rep_selection`` ∈ {``n_fires``,
-    ``scale_aware``}; ``merge_mode`` ∈ {``freq_weighted``, ``simple_mean``}
-    (checked even for ``zero``); ``representatives`` overrides the chosen
-    representative of named clusters (``{cluster_id: fid}``).  ``plan()`` is
-    memoised on the instance: change a field afterwards and build a new
-    ``Compressor`` instead.
+    ``scale_aware``, ``kl_attribution``}; ``merge_mode`` ∈
+    {``freq_weighted``, ``simple_mean``} (checked even for ``zero``);
+    ``representatives`` overrides the chosen representative of named
+    clusters of ``plan()`` (``{cluster_id: fid}``).  ``target_n_features_kept``
+    makes ``run()`` compress to that many clusters; ``score_field`` ranks the
+    pairs of target-K and Pareto plans.  Fields left ``None`` come from
+    ``config`` (a :class:`~polygram.config.CompressionConfig`), else its
+    defaults.  ``encoding`` and the knob flags shape only the debugging
+    Dictionary.  ``plan()`` is memoised on the instance: change a field
+    afterwards and build a new ``Compressor`` instead.
     """
 
     validation_report: ValidationReport
     sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
-    strategy: Literal["zero", "merge"] = "zero"
-    rep_selection: Literal["n_fires", "scale_aware"] = "n_fires"
-    merge_mode: Literal["freq_weighted", "simple_mean"] = "freq_weighted"
+    strategy: str = FROM_CONFIG
+    rep_selection: str = FROM_CONFIG
+    merge_mode: str = FROM_CONFIG
     representatives: dict[int, int] | None = None
+    target_n_features_kept: int | None = None
+    score_field: str = FROM_CONFIG
+    config: CompressionConfig | None = None
+    encoding: Any = None
+    assign_phase_knobs: bool = False
+    assign_amp_knobs: bool = False
     _plan: CompressionPlan | None = field(default=None, init=False, repr=False, compare=False)
     _defaults: tuple[ClusterPlan, ...] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _table: PairTable | None = field(default=None, init=False, repr=False, compare=False)
     _sae: SAE = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,14 +159,25 @@ class Compressor:
                 f"Compressor.validation_report: got {type(self.validation_report).__name__}; "
                 "expected a ValidationReport"
             )
+        cfg = config_of(CompressionConfig, self.config, "Compressor")
+        for name in ("strategy", "rep_selection", "merge_mode", "score_field"):
+            setattr(self, name, pick(getattr(self, name), cfg, name))
+        target = pick(self.target_n_features_kept, cfg, "target_n_features_kept")
+        self.target_n_features_kept = None if target is None else check_target(target)
         for name, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("rep_selection", self.rep_selection, REP_SELECTIONS),
             ("merge_mode", self.merge_mode, MERGE_MODES),
+            ("score_field", self.score_field, SCORE_FIELDS),
         ):
             if value not in allowed:
                 raise CompressionError(
                     f"unsupported {name} {value!r}; allowed: {', '.join(allowed)}"
+                )
+        for name in ("assign_phase_knobs", "assign_amp_knobs"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"Compressor.{name}: got {getattr(self, name)!r}; expected True or False"
                 )
         self._sae = load_sae(self.sae_checkpoint, partial=True)
         if self.strategy == "merge" and decoder_row_kept(self._sae):
@@ -207,9 +218,30 @@ class Compressor:
             checked[int(k)] = int(v)
         self.representatives = checked
 
+    def _pair_table(self) -> PairTable:
+        if self._table is None:
+            self._table = PairTable.of(self.validation_report.pairs)
+        return self._table
+
+    def _norms(self, members: tuple[int, ...]) -> np.ndarray:
+        w_dec = self._sae.tensors["W_dec"]
+        check_feature_ids("cluster", members, w_dec.shape[0], repr(self._sae.source.display))
+        return row_norms(w_dec, members)
+
+    def _clusters(self, components: Sequence[tuple[int, ...]]) -> tuple[ClusterPlan, ...]:
+        """``components`` with the rule-chosen representative of each."""
+        reps = choose_representatives(
+            str(self.rep_selection), components, self._pair_table(), self._norms
+        )
+        return tuple(
+            ClusterPlan(cid, members, rep, tuple(m for m in members if m != rep))
+            for cid, (members, rep) in enumerate(zip(components, reps, strict=True))
+        )
+
     def _default_clusters(self) -> tuple[ClusterPlan, ...]:
-        """Clusters with the rule-chosen representative (no overrides; memoised,
-        so checking ``representatives`` and ``plan()`` share one computation)."""
+        """The confirmed pairs' clusters with the rule-chosen representative
+        (no overrides; memoised, so checking ``representatives`` and ``plan()``
+        share one computation)."""
         if self._defaults is not None:
             return self._defaults
         report = self.validation_report
@@ -220,54 +252,8 @@ class Compressor:
                 f"validation_report.confirmed[{k}] = {report.confirmed[k]}: a feature paired "
                 "with itself; confirmed pairs must join two different features"
             )
-        components = connected_components(list(report.confirmed))
-        cluster_of = {fid: cid for cid, comp in enumerate(components) for fid in comp}
-        fires = fire_totals(report.pairs, cluster_of)
-        kl = (
-            _ablation_values(report.pairs, cluster_of)
-            if self.rep_selection == "scale_aware"
-            else {}
-        )
-        out = []
-        for cid, members in enumerate(components):
-            if self.rep_selection == "scale_aware":
-                rep = self._scale_aware_rep(cid, members, fires, kl)
-            else:
-                rep = _argmax_lowest(members, [fires.get(m, 0) for m in members])
-            out.append(ClusterPlan(cid, members, rep, tuple(m for m in members if m != rep)))
-        self._defaults = tuple(out)
+        self._defaults = self._clusters(connected_components(list(report.confirmed)))
         return self._defaults
-
-    def _decoder(self) -> np.ndarray:
-        return self._sae.tensors["W_dec"]
-
-    def _scale_aware_rep(
-        self,
-        cid: int,
-        members: tuple[int, ...],
-        fires: Mapping[int, int],
-        kl: Mapping[int, list[float]],
-    ) -> int:
-        """0.4·norm proximity to the cluster median + 0.4·min-max ablation KL
-        + 0.2·min-max log fires; argmax, ties → lowest fid."""
-        w_dec = self._decoder()
-        check_feature_ids(f"cluster {cid}", members, w_dec.shape[0], repr(self._sae.source.display))
-        norms = row_norms(w_dec, members)
-        med = float(np.median(norms))
-        prox = np.clip(1.0 - np.abs(norms - med) / (med + _EPS), 0.0, 1.0)
-        if not any(kl.get(m) for m in members):
-            warnings.warn(
-                f"scale_aware: cluster {cid} (members {list(members)}) has no finite "
-                "kl_ablate value; falling back to n_fires-only scoring for its ablation term",
-                UserWarning,
-                stacklevel=4,
-            )
-            abl = np.zeros(len(members))
-        else:
-            abl = _minmax(np.array([math.fsum(kl.get(m, [])) for m in members]))
-        lf = _minmax(np.log(np.array([float(fires.get(m, 0)) for m in members]) + _EPS))
-        score = 0.4 * prox + 0.4 * abl + 0.2 * lf
-        return _argmax_lowest(members, score.tolist())
 
     def plan(self) -> CompressionPlan:
         """The clusters of the confirmed pairs and who represents each (memoised)."""
@@ -286,6 +272,42 @@ class Compressor:
             self._plan = CompressionPlan(tuple(clusters), tuple(self.validation_report.feature_ids))
         return self._plan
 
+    def plan_with_target(self, target_n_features_kept: int | None = None) -> CompressionPlan:
+        """The plan with ``target_n_features_kept`` clusters (the argument, else
+        the field): all report pairs ranked by ``score_field`` and joined
+        greedily (spec 15 §3.2); ``representatives`` do not apply."""
+        target = target_n_features_kept
+        if target is None:
+            target = self.target_n_features_kept
+        if target is None:
+            raise CompressionError(
+                "plan_with_target: no target; pass target_n_features_kept (an integer >= 1) "
+                "or set it on the Compressor / its CompressionConfig"
+            )
+        return self.plan_pareto([check_target(target)]).outcomes[0].plan
+
+    def plan_pareto(self, targets: Iterable[int]) -> ParetoReport:
+        """One plan per target K (deduplicated, descending) from one sort and
+        one walk of the ranked pairs: the compression-vs-K curve."""
+        ks = check_targets(targets)
+        report = self.validation_report
+        walk = walk_targets(report.pairs, str(self.score_field), ks)
+        feature_ids = tuple(report.feature_ids)
+        outcomes = tuple(
+            ParetoOutcome(
+                k, walk.reached[k], CompressionPlan(self._clusters(walk.components(k)), feature_ids)
+            )
+            for k in ks
+        )
+        return ParetoReport(
+            sae_checkpoint=self._sae.source.display,
+            sae_checkpoint_sha256=self._sae.source_sha256(),
+            score_field=str(self.score_field),
+            targets=ks,
+            outcomes=outcomes,
+            n_features_input=int(self._sae.tensors["W_dec"].shape[0]),
+        )
+
     # ---------------------------------------------------------------- apply
     def compress(self, plan: CompressionPlan | None = None) -> tuple[SAE, CompressionPlan, float]:
         """The compressed SAE in memory, the plan with its norm fields filled
@@ -303,7 +325,8 @@ class Compressor:
         merged: dict[int, float] = {}
         if self.strategy == "merge":
             fires = fire_totals(self.validation_report.pairs)
-            new, merged = merge_strategy(sae, plan, fires, self.merge_mode)
+            mode = cast(MergeMode, self.merge_mode)  # checked against MERGE_MODES
+            new, merged = merge_strategy(sae, plan, fires, mode)
         else:
             new = zero_strategy(sae, plan)
         clusters = tuple(
@@ -363,19 +386,28 @@ class Compressor:
         return CompressionResult(patched, report, written.path, dictionary)
 
     def run(self, output_checkpoint: str | os.PathLike[str]) -> CompressionResult:
-        """``apply(plan(), output_checkpoint)``."""
-        return self.apply(self.plan(), output_checkpoint)
+        """``apply(plan_with_target(), …)`` when ``target_n_features_kept`` is
+        set, else ``apply(plan(), …)``."""
+        plan = self.plan() if self.target_n_features_kept is None else self.plan_with_target()
+        return self.apply(plan, output_checkpoint)
 
     def _debug_dictionary(self, plan: CompressionPlan, w_dec: np.ndarray) -> Dictionary | None:
-        """A Dictionary over the first ≤ 8 report ids, from the rows being
-        written (zeroed features included, as all-zero projections)."""
-        ids = list(plan.feature_ids[:_DEBUG_FEATURES])
+        """A Dictionary over the first min(8, encoding cap) report ids, from the
+        rows being written (zeroed features included, as all-zero projections)."""
+        ids = list(plan.feature_ids[: debug_size(self.encoding)])
         if not ids:
             return None
         check_feature_ids(
             "validation_report.feature_ids", ids, w_dec.shape[0], repr(self._sae.source.display)
         )
-        return decoder_dictionary(ids, w_dec[ids], self.validation_report.dictionary_name)
+        return decoder_dictionary(
+            ids,
+            w_dec[ids],
+            self.validation_report.dictionary_name,
+            encoding=self.encoding,
+            assign_phase_knobs=self.assign_phase_knobs,
+            assign_amp_knobs=self.assign_amp_knobs,
+        )
 
 
 def _scale_ratio(
