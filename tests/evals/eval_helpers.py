@@ -144,3 +144,41 @@ def oracle_evaluate(
     out["sae"] = oracle_sae(torch.cat(xs), torch.cat(xhs), torch.cat(fs))
     out["n_tokens"] = sum(x.shape[0] for x in xs)
     return out
+
+
+def confirmed_report(feature_ids: list[int], confirmed: list[tuple[int, int]]) -> Any:
+    """A synthetic ValidationReport confirming ``confirmed`` (every pair of
+    ``feature_ids`` listed, the confirmed ones passing the gate)."""
+    import math
+    from itertools import combinations
+
+    from polygram.behavioural import CandidatePair, ValidationReport, ValidationSummary
+
+    ok = {tuple(sorted(p)) for p in confirmed}
+    pairs = [
+        CandidatePair(
+            i=i,
+            j=j,
+            polygram_overlap=0.9,
+            decoder_overlap=0.9,
+            jaccard=0.5,
+            pearson_activation=math.nan,
+            kl_ablate_i=math.nan,
+            kl_ablate_j=math.nan,
+            kl_ratio_paired=math.nan,
+            kl_log_ratio_abs=math.nan,
+            n_fires_i=10 + i,
+            n_fires_j=10 + j,
+            n_both_fire=8,
+            n_either_fire=12,
+            gate_pass=(i, j) in ok,
+        )
+        for i, j in combinations(sorted(feature_ids), 2)
+    ]
+    return ValidationReport(
+        schema_version=1, dictionary_name="Synth", model_name="tiny", layer=2, n_prompts=8,
+        n_tokens=64, polygram_overlap_threshold=0.5, jaccard_threshold=0.3,
+        min_firing_rate=0.0, min_both_fire=1, feature_ids=tuple(sorted(feature_ids)),
+        pairs=tuple(pairs), summary=ValidationSummary.unmeasured("synthetic"),
+        confirmed=tuple(sorted(ok)),
+    )  # fmt: skip

@@ -93,6 +93,8 @@ def _target(text: str) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from polygram.cli.eval_args import add_eval_args
+
     p = sub.add_parser(
         "compress",
         help="silence redundant SAE features confirmed by a validation report",
@@ -178,6 +180,7 @@ def add_parsers(sub: Any) -> None:
         metavar="CID=FID,...",
         help="override the representative of the named clusters (threshold mode only)",
     )
+    add_eval_args(p)
     p.set_defaults(handler=cmd_compress)
 
 
@@ -217,6 +220,7 @@ def _check_mode(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from polygram.behavioural import ValidationReport
+    from polygram.cli.eval_args import change_line, eval_request
     from polygram.compression import Compressor
     from polygram.errors import MissingDependencyError
 
@@ -224,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
     report_path = existing_file("--validation-report", args.validation_report)
     sae = source_checkpoint(args)
     reps = None if args.representatives is None else parse_representatives(args.representatives)
+    evaluation = eval_request(args)
     try:
         report = ValidationReport.from_json(report_path)
     except (ValueError, KeyError, TypeError, OSError) as e:
@@ -238,6 +243,7 @@ def _run(args: argparse.Namespace) -> int:
             representatives=reps,
             target_n_features_kept=args.target_features,
             score_field=args.score_field,
+            evaluation=evaluation,
         )
         if args.pareto is not None:
             return _pareto(args, compressor)
@@ -260,6 +266,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{reached}",
         file=sys.stderr,
     )
+    if r.eval_change is not None:
+        print(f"polygram compress: {change_line(r.eval_before, r.eval_after)}", file=sys.stderr)
     return 0
 
 

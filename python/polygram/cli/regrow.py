@@ -45,6 +45,7 @@ def _zeroed_list(text: str) -> list[int]:
 
 
 def add_parsers(sub: Any) -> None:
+    from polygram.cli.eval_args import add_eval_args
     from polygram.cli.runtime_args import add_device_arg
     from polygram.compression.regrow import RegrowStrategy
 
@@ -78,6 +79,7 @@ def add_parsers(sub: Any) -> None:
     add_device_arg(p)
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     p.add_argument("--n-init", type=int, default=4, help="k-means restarts (default 4)")
+    add_eval_args(p)
     p.set_defaults(handler=cmd_regrow)
 
 
@@ -86,12 +88,13 @@ def cmd_regrow(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from polygram.cli.eval_args import change_line, eval_request
     from polygram.compression import CompressionReport
     from polygram.compression.regrow import Regrower
     from polygram.errors import MissingDependencyError
 
     sae = source_checkpoint(args)
-    acts: dict[str, Any] = {}
+    acts: dict[str, Any] = {"evaluation": eval_request(args)}
     if args.cached_residuals is not None:
         acts["cached_residuals"] = residuals_npy("--cached-residuals", args.cached_residuals)
     else:
@@ -134,4 +137,6 @@ def _run(args: argparse.Namespace) -> int:
         f"report {args.output}",
         file=sys.stderr,
     )
+    if r.eval_change is not None:
+        print(f"polygram regrow: {change_line(r.eval_before, r.eval_after)}", file=sys.stderr)
     return 0

@@ -56,6 +56,7 @@ from polygram.compression.strategies import (
 )
 from polygram.config import FROM_CONFIG, CompressionConfig, config_of, pick
 from polygram.errors import CompressionError
+from polygram.evals.request import EvalRequest, check_evaluation, evaluate_before_after
 from polygram.sae.load import load_sae
 from polygram.sae.value import SAE
 from polygram.sae.write import plan_output, write_sae
@@ -130,8 +131,10 @@ class Compressor:
     pairs of target-K and Pareto plans.  Fields left ``None`` come from
     ``config`` (a :class:`~polygram.config.CompressionConfig`), else its
     defaults.  ``encoding`` and the knob flags shape only the debugging
-    Dictionary.  ``plan()`` is memoised on the instance: change a field
-    afterwards and build a new ``Compressor`` instead.
+    Dictionary.  ``evaluation`` (an :class:`~polygram.evals.EvalRequest`)
+    evaluates source and output on its prompts and records
+    ``eval_before/eval_after/eval_change``.  ``plan()`` is memoised on the
+    instance: change a field afterwards and build a new ``Compressor`` instead.
     """
 
     validation_report: ValidationReport
@@ -146,6 +149,7 @@ class Compressor:
     encoding: Any = None
     assign_phase_knobs: bool = False
     assign_amp_knobs: bool = False
+    evaluation: EvalRequest | None = None
     _plan: CompressionPlan | None = field(default=None, init=False, repr=False, compare=False)
     _defaults: tuple[ClusterPlan, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -188,6 +192,7 @@ class Compressor:
             )
         if self.representatives is not None:
             self._check_overrides(self.representatives)
+        check_evaluation("Compressor", self.evaluation, self._sae)
 
     @property
     def sae(self) -> SAE:
@@ -354,6 +359,12 @@ class Compressor:
         plan_output(self._sae.source, output_checkpoint, "Compressor.apply")  # before any work
         new, patched, ratio = self.compress(plan)
         dictionary = self._debug_dictionary(patched, new.tensors["W_dec"])
+        # evaluated before anything is written: a failed evaluation leaves no output
+        evals = (
+            None
+            if self.evaluation is None
+            else evaluate_before_after(self._sae, new, self.evaluation)
+        )
         source_sha = self._sae.source_sha256()
         written = write_sae(
             new,
@@ -382,6 +393,7 @@ class Compressor:
             sae_settings=self._sae.settings.to_dict(),
             output_layout=written.layout,
             decoder_row_kept=decoder_row_kept(self._sae),
+            **({} if evals is None else evals.blocks(str(written.path), written.sha256)),
         )
         return CompressionResult(patched, report, written.path, dictionary)
 

@@ -30,6 +30,7 @@ import numpy as np
 from polygram._report_json import dumps_report, load_report_source, require_keys, round6
 from polygram.compression.choices import REGROW_STRATEGIES
 from polygram.errors import CompressionError, missing
+from polygram.evals.request import EvalRequest, check_evaluation, evaluate_before_after
 from polygram.runtime.devices import check_device
 from polygram.sae import forward as saef
 from polygram.sae.checkpoint import checkpoint_stem
@@ -89,8 +90,9 @@ class RegrowPlan:
 @dataclass(frozen=True, eq=False)
 class RegrowReport:
     """What a regrow did, with provenance; JSON per spec 12 §5.  Schema 2
-    (spec 18 §1) adds ``sae_settings`` and ``output_layout``; schema-1 files
-    read with both None."""
+    (spec 18 §1) adds ``sae_settings``, ``output_layout`` and the evaluation
+    blocks ``eval_before`` / ``eval_after`` / ``eval_change`` (spec 16 §6.1);
+    schema-1 files read with all of them None."""
 
     source_checkpoint: str
     source_checkpoint_sha256: str
@@ -105,6 +107,9 @@ class RegrowReport:
     schema_version: int = 2
     sae_settings: Mapping[str, Any] | None = None
     output_layout: str | None = None
+    eval_before: Mapping[str, Any] | None = None
+    eval_after: Mapping[str, Any] | None = None
+    eval_change: Mapping[str, Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RegrowReport):
@@ -145,6 +150,7 @@ class RegrowReport:
             "provenance": dict(self.provenance),
             "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
             "output_layout": self.output_layout,
+            **{k: None if getattr(self, k) is None else dict(getattr(self, k)) for k in _EVAL_KEYS},
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -174,6 +180,9 @@ class RegrowReport:
             raise ValueError(f"{owner}: sae_settings is {settings!r}; expected a JSON object")
         if layout is not None and not isinstance(layout, str):
             raise ValueError(f"{owner}: output_layout is {layout!r}; expected a string")
+        for name in _EVAL_KEYS:
+            if doc.get(name) is not None and not isinstance(doc[name], dict):
+                raise ValueError(f"{owner}: {name} is {doc[name]!r}; expected a JSON object")
         try:
             return cls._from_checked(doc, p, slots)
         except (TypeError, ValueError) as e:
@@ -216,6 +225,7 @@ class RegrowReport:
             provenance={str(k): str(v) for k, v in doc["provenance"].items()},
             sae_settings=doc.get("sae_settings"),
             output_layout=doc.get("output_layout"),
+            **{k: doc.get(k) for k in _EVAL_KEYS},
         )
 
 
@@ -234,6 +244,8 @@ _REPORT_KEYS = (
 )
 
 
+#: The evaluation blocks of spec 16 §6.1 (None when no evaluation was asked for).
+_EVAL_KEYS = ("eval_before", "eval_after", "eval_change")
 _PLAN_KEYS = ("strategy", "n_residual_tokens", "zeroed_input", "feature_ids", "slots")
 _SLOT_KEYS = ("feature_id", "cluster_size", "decoder_norm", "encoder_norm")
 
@@ -275,6 +287,7 @@ def _canonical(r: RegrowReport) -> Any:
         tuple(sorted(r.provenance.items())),
         json.dumps(r.sae_settings, sort_keys=True),
         r.output_layout,
+        *(json.dumps(getattr(r, k), sort_keys=True) for k in _EVAL_KEYS),
     )
 
 
@@ -319,7 +332,8 @@ class Regrower:
     activations.  ``model_name`` / ``layer`` override the SAE's cfg; with
     prompts and neither flag nor cfg naming them, the fallbacks ``gpt2`` /
     layer 10 are used with a :class:`~polygram.errors.PolygramDefaultWarning`
-    (spec 18 §3).
+    (spec 18 §3).  ``evaluation`` (an :class:`~polygram.evals.EvalRequest`)
+    evaluates source and output and records ``eval_before/eval_after/eval_change``.
     """
 
     sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
@@ -332,6 +346,7 @@ class Regrower:
     model_name: str | None = None
     layer: int | None = None
     device: str | None = None
+    evaluation: EvalRequest | None = None
     _provenance: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _plan: RegrowPlan | None = field(default=None, init=False, repr=False)
     _new: SAE | None = field(default=None, init=False, repr=False)
@@ -369,6 +384,7 @@ class Regrower:
         self.zeroed = zeroed
         self.seed = _check_int("seed", self.seed, 0)
         self.n_init = _check_int("n_init", self.n_init, 1)
+        check_evaluation("Regrower", self.evaluation, self._sae)
         if (self.prompts is None) == (self.cached_residuals is None):
             raise CompressionError(
                 "Regrower: give exactly one of prompts (captured from model_name) or "
@@ -418,6 +434,7 @@ class Regrower:
         model_name: str | None = None,
         layer: int | None = None,
         device: str | None = None,
+        evaluation: EvalRequest | None = None,
     ) -> Regrower:
         """Regrow the slots a :class:`CompressionReport` zeroed, recording the
         report's checkpoints and dictionary name as provenance.  ``sae_checkpoint``
@@ -434,6 +451,7 @@ class Regrower:
             model_name=model_name,
             layer=layer,
             device=device,
+            evaluation=evaluation,
         )
         self._provenance = {
             "compression_report_source_sha256": str(report.source_checkpoint_sha256),
@@ -542,6 +560,12 @@ class Regrower:
             )
         assert self._new is not None and self._sae.settings is not None  # staged by plan()
         n_regrown = sum(1 for s in own.slots if s.cluster_size > 0)
+        # evaluated before anything is written: a failed evaluation leaves no output
+        evals = (
+            None
+            if self.evaluation is None
+            else evaluate_before_after(self._sae, self._new, self.evaluation)
+        )
         source_sha = self._sae.source_sha256()
         written = write_sae(
             self._new,
@@ -566,6 +590,7 @@ class Regrower:
             provenance=dict(self._provenance),
             sae_settings=self._sae.settings.to_dict(),
             output_layout=written.layout,
+            **({} if evals is None else evals.blocks(str(written.path), written.sha256)),
         )
         return RegrowResult(own, report, written.path, self._debug_dictionary(self._new))
 

@@ -32,8 +32,10 @@ __all__ = [
     "cluster_to_dict",
 ]
 
-#: Version 2 (spec 18 §1) adds ``sae_settings``, ``output_layout`` and
-#: ``decoder_row_kept``; version-1 files read with those as None / None / False.
+#: Version 2 (spec 18 §1) adds ``sae_settings``, ``output_layout``,
+#: ``decoder_row_kept`` and the evaluation blocks ``eval_before``,
+#: ``eval_after``, ``eval_change``; version-1 files read with those as None
+#: (``decoder_row_kept`` False).
 COMPRESSION_SCHEMA_VERSION = 2
 
 # Every top-level key but scale_compression_ratio (which defaults to 1.0).
@@ -54,6 +56,8 @@ _REQUIRED: tuple[str, ...] = (
 )
 _CLUSTER_REQUIRED: tuple[str, ...] = ("cluster_id", "members", "representative", "zeroed")
 _NORM_KEYS: tuple[str, ...] = ("cluster_norm_mean", "cluster_norm_std", "merged_norm")
+#: The evaluation blocks of spec 16 §6.1 (None when no evaluation was asked for).
+_EVAL_KEYS: tuple[str, ...] = ("eval_before", "eval_after", "eval_change")
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,10 @@ class CompressionReport:
     ``n_features_kept`` counts representatives (= clusters), not every live
     feature.  ``sae_settings`` are the source's resolved settings with their
     sources; ``decoder_row_kept`` is true for rescaled TopK, whose zeroed
-    features keep their decoder rows (spec 16 §1.6).
+    features keep their decoder rows (spec 16 §1.6).  ``eval_before`` /
+    ``eval_after`` are ``EvalResult`` dicts of source and output and
+    ``eval_change`` their difference (spec 16 §6.1), or None when no
+    evaluation was requested.
     """
 
     schema_version: int = COMPRESSION_SCHEMA_VERSION
@@ -126,6 +133,9 @@ class CompressionReport:
     sae_settings: Mapping[str, Any] | None = None
     output_layout: str | None = None
     decoder_row_kept: bool = False
+    eval_before: Mapping[str, Any] | None = None
+    eval_after: Mapping[str, Any] | None = None
+    eval_change: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload: the plan flattened to ``feature_ids`` + ``clusters``."""
@@ -147,6 +157,7 @@ class CompressionReport:
             "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
             "output_layout": self.output_layout,
             "decoder_row_kept": bool(self.decoder_row_kept),
+            **{k: _opt_dict(getattr(self, k)) for k in _EVAL_KEYS},
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -201,6 +212,7 @@ class CompressionReport:
             sae_settings=_opt_mapping(d.get("sae_settings"), "sae_settings"),
             output_layout=_opt_str(d.get("output_layout"), "output_layout"),
             decoder_row_kept=_bool(d.get("decoder_row_kept", False), "decoder_row_kept"),
+            **{k: _opt_mapping(d.get(k), k) for k in _EVAL_KEYS},
         )
 
 
@@ -242,6 +254,10 @@ def cluster_from_dict(doc: Any, where: str) -> ClusterPlan:
         zeroed=tuple(_int(m, f"{where}.zeroed") for m in cd["zeroed"]),
         **{n: _read_opt_float(cd.get(n), f"{where}.{n}") for n in _NORM_KEYS},
     )
+
+
+def _opt_dict(v: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if v is None else dict(v)
 
 
 def _opt_float(v: float | None) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from polygram.evals.evaluate import as_sae, evaluate, evaluate_many, open_session
 from polygram.evals.options import UNSET, EvalOptions, Unset
+from polygram.evals.request import BeforeAfter, EvalRequest, eval_change, evaluate_before_after
 from polygram.evals.result import EVAL_METRICS, EVAL_SCHEMA_VERSION, EvalResult
 from polygram.evals.sae_metrics import SAEMetrics, SAEStatistics
 from polygram.evals.scores import DENOMINATOR_FLOOR, ce_loss_score, kl_div_score, ratio
@@ -20,7 +21,9 @@ __all__ = [
     "EVAL_SCHEMA_VERSION",
     "MIN_TOKENS",
     "UNSET",
+    "BeforeAfter",
     "EvalOptions",
+    "EvalRequest",
     "EvalResult",
     "EvalSession",
     "EvalSetup",
@@ -29,7 +32,9 @@ __all__ = [
     "Unset",
     "as_sae",
     "ce_loss_score",
+    "eval_change",
     "evaluate",
+    "evaluate_before_after",
     "evaluate_many",
     "kl_div_score",
     "open_session",
