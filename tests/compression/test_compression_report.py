@@ -58,6 +58,7 @@ def test_round_trip_is_exact_and_unrounded(tmp_path: Path) -> None:
         "validation_report_schema_version", "strategy", "feature_ids", "clusters",
         "n_features_zeroed", "n_features_kept", "n_clusters", "scale_compression_ratio",
         "sae_settings", "output_layout", "decoder_row_kept",
+        "eval_before", "eval_after", "eval_change",
     }  # fmt: skip
     assert doc["schema_version"] == 2
     p = tmp_path / "sub" / "report.json"

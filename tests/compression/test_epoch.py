@@ -458,8 +458,10 @@ def test_run_with_prompts_equals_cached_capture(tiny_model_dir: Path, tmp_path: 
         "polygram_overlap_threshold": 0.0,
         "min_both_fire": 2,
         "progress": False,
+        "quality_metric": "upstream_proxy",  # the cached run has no model
     }
-    live = EpochCompressor(sae, PROMPTS, 2, **common)
+    # eval_prompts given: every prompt feeds the pre-pass (no 75/25 split)
+    live = EpochCompressor(sae, PROMPTS, 2, eval_prompts=PROMPTS, **common)
     a = live.run(tmp_path / "a.safetensors").report
     x = capture_activations(get_model(tiny_model_dir, "cpu"), HookPoint(2), PROMPTS)
     assert live.debug["n_tokens"] == x.shape[0] > 0

@@ -197,7 +197,7 @@ def test_json_keys_and_unrounded_floats(tmp_path: Path) -> None:
         "validation_report_dictionary_name", "validation_report_schema_version",
         "strategy", "feature_ids", "clusters", "n_features_zeroed", "n_features_kept",
         "n_clusters", "scale_compression_ratio", "sae_settings", "output_layout",
-        "decoder_row_kept",
+        "decoder_row_kept", "eval_before", "eval_after", "eval_change",
     }  # fmt: skip
     (c,) = doc["clusters"]
     assert set(c) == {

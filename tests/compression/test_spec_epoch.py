@@ -218,8 +218,16 @@ def test_report_json_key_sets(sae: Path, tmp_path: Path) -> None:
         "iterations",
         "sae_settings",
         "output_layout",
+        "quality_metric",
+        "quality_tolerance",
+        "n_gate_prompts",
+        "n_eval_prompts",
+        "eval_before",
+        "eval_after",
     }
     assert doc["schema_version"] == 4 and doc["output_layout"] == "file"
+    # cached residuals and no prompts: the model-free upstream proxy
+    assert doc["quality_metric"] == "upstream_proxy" and doc["eval_before"] is None
     (it,) = doc["iterations"]
     assert set(it) == {
         "iteration",
@@ -230,6 +238,11 @@ def test_report_json_key_sets(sae: Path, tmp_path: Path) -> None:
         "features_zeroed_this_iteration",
         "cross_entropy_delta",
         "convergence_state",
+        "quality_metric",
+        "quality_value",
+        "quality_reference",
+        "quality_change",
+        "quality_breached",
     }
     assert set(it["panels"][0]) == {"panel_id", "anchor", "feature_ids", "cosines_to_anchor"}
     assert [p["panel_id"] for p in it["panels"]] == list(range(len(it["panels"])))

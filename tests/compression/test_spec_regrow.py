@@ -85,6 +85,7 @@ def test_json_shape_and_from_json_coercions(sae: Path, x: np.ndarray, tmp_path: 
         "output_checkpoint", "output_checkpoint_sha256", "strategy",
         "n_slots_repopulated", "n_slots_left_zero", "feature_ids", "plan",
         "strategy_params", "provenance", "sae_settings", "output_layout",
+        "eval_before", "eval_after", "eval_change",
     }  # fmt: skip
     assert doc["schema_version"] == 2 and doc["output_layout"] == "file"
     assert doc["sae_settings"]["architecture"] == {"value": "standard", "source": "inferred"}

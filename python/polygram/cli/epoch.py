@@ -44,7 +44,9 @@ def _float(text: str) -> float:
 
 
 def add_parsers(sub: Any) -> None:
+    from polygram.cli.eval_args import add_eval_args
     from polygram.cli.runtime_args import add_device_arg
+    from polygram.compression.quality import QUALITY_METRICS
 
     p = sub.add_parser(
         _NAME,
@@ -53,7 +55,8 @@ def add_parsers(sub: Any) -> None:
             "Cover the SAE's decoder-cosine pair graph with overlapping 8-feature panels, gate "
             "every panel pair (polygram overlap, Jaccard, both-fire count) on cached residuals, "
             "zero the redundant members of each confirmed cluster and repeat until nothing "
-            "new is confirmed, --max-iterations is hit or the quality proxy jumps."
+            "new is confirmed, --max-iterations is hit or the quality bound is breached (CE "
+            "loss recovered against the source on held-out prompts, by default)."
         ),
     )
     p.add_argument("--sae-checkpoint", required=True, metavar="PATH", help="source .safetensors")
@@ -83,7 +86,22 @@ def add_parsers(sub: Any) -> None:
         type=_float,
         default=2.0,
         metavar="F",
-        help="stop when an iteration's delta exceeds F × the first one's (inf: never)",
+        help="upstream_proxy only: stop when an iteration's delta exceeds F × the first "
+        "one's (inf: never)",
+    )
+    p.add_argument(
+        "--quality-metric",
+        choices=QUALITY_METRICS,
+        default=None,
+        help="the bound (default: ce_loss_score with --prompts, kl_div_with_sae for a masked "
+        "LM, upstream_proxy with --cached-residuals only)",
+    )
+    p.add_argument(
+        "--quality-tolerance",
+        type=_float,
+        default=None,
+        metavar="F",
+        help="how far the metric may move from the source's (default 0.01 CE score, 0.05 nats KL)",
     )
     p.add_argument("--polygram-threshold", type=_float, default=0.7, metavar="F")
     p.add_argument("--jaccard-threshold", type=_float, default=0.30, metavar="F")
@@ -94,6 +112,7 @@ def add_parsers(sub: Any) -> None:
         help="write each panel's ValidationReport under <output dir>/epoch_intermediate/",
     )
     p.add_argument("--allow-layer-zero", action="store_true")
+    add_eval_args(p)
     p.set_defaults(handler=cmd_compress_epoch)
 
 
@@ -102,6 +121,7 @@ def cmd_compress_epoch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from polygram.cli.eval_args import eval_options
     from polygram.compression.epoch import EpochCompressor
     from polygram.errors import MissingDependencyError
 
@@ -124,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
         acts["cached_residuals"] = residuals_npy("--cached-residuals", args.cached_residuals)
     else:
         acts["prompts"] = prompts_file("--prompts", args.prompts)
+    if args.eval_prompts is not None:
+        acts["eval_prompts"] = prompts_file("--eval-prompts", args.eval_prompts)
     try:
         epoch = EpochCompressor(
             sae,
@@ -143,6 +165,9 @@ def _run(args: argparse.Namespace) -> int:
             min_both_fire=args.min_both_fire,
             save_intermediate_reports=args.save_intermediate_reports,
             allow_layer_zero=args.allow_layer_zero,
+            quality_metric=args.quality_metric,
+            quality_tolerance=args.quality_tolerance,
+            eval_options=eval_options(args),
             **acts,
         )
         result = epoch.run(args.output_checkpoint)
@@ -152,13 +177,28 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, IndexError, RuntimeError, OSError) as e:
         raise _EpochCliError(error_text(e)) from None
     r = result.report
-    guard = "off" if math.isinf(args.quality_delta_multiplier) else "on"
     print(
         f"polygram {_NAME}: {r.convergence_reason} after {len(r.iterations)} iteration(s): "
         f"{r.n_features_zeroed_total} features zeroed, {r.n_panels_total} panels, coverage "
-        f"{r.coverage_achieved:g} (quality guard {guard}); source sha256 "
+        f"{r.coverage_achieved:g} ({_quality(r, args.quality_delta_multiplier)}); source sha256 "
         f"{r.source_checkpoint_sha256[:12]} → output sha256 {r.output_checkpoint_sha256[:12]} "
         f"({r.output_checkpoint}); report {args.output}",
         file=sys.stderr,
     )
     return 0
+
+
+def _quality(r: Any, multiplier: float) -> str:
+    """``quality ce_loss_score 0.8412 → 0.8390 (tolerance 0.01)``, or the proxy's guard."""
+    metric = r.quality_metric
+    if metric in (None, "upstream_proxy"):
+        return f"quality upstream_proxy, guard {'off' if math.isinf(multiplier) else 'on'}"
+
+    def value(block: Any) -> str:
+        v = None if block is None else block.get(metric)
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return (
+        f"quality {metric} {value(r.eval_before)} → {value(r.eval_after)} "
+        f"(tolerance {r.quality_tolerance:g})"
+    )

@@ -8,8 +8,10 @@ both-fire count from one cached pass of residuals — no ablation, no KL),
 merges all panels' pairs into one synthetic ``ValidationReport``, silences
 the redundant members with ``Compressor(strategy="zero")`` and repeats with
 the zeroed features excluded, until no panel confirms a pair, the iteration
-cap is hit, or the quality proxy jumps past ``quality_delta_multiplier``
-times the first iteration's.
+cap is hit, or the quality bound is breached: by default CE loss recovered
+of the candidate may drop at most 0.01 below the SOURCE's on held-out
+prompts, checked from iteration 0 on (``compression/quality.py``; the
+upstream proxy remains for model-free runs on cached residuals).
 
 The residuals come from one pre-pass over ``prompts`` at the SAE's hook (the
 ``behavioural`` extra, through ``polygram.runtime``) or are given as
@@ -49,6 +51,7 @@ from polygram.compression.epoch_report import (
     Panel,
 )
 from polygram.compression.panels import PANEL_SIZE, cosine_pair_graph, select_panels
+from polygram.compression.quality import QualityBound, check_quality_settings, split_prompts
 from polygram.errors import CompressionError
 from polygram.runtime.devices import check_device
 from polygram.sae import forward as saef
@@ -59,6 +62,7 @@ from polygram.sae.write import plan_output, write_sae
 
 if TYPE_CHECKING:
     from polygram.dictionary import Dictionary
+    from polygram.evals import EvalOptions
 
 __all__ = [
     "EpochCompressor",
@@ -262,6 +266,10 @@ def aggregate_panel_reports(reports: Sequence[ValidationReport], name: str) -> V
 
 
 # ------------------------------------------------------------------- checks
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
 def _err(message: str) -> CompressionError:
     return CompressionError(f"EpochCompressor.{message}")
 
@@ -319,6 +327,13 @@ class EpochCompressor:
     :class:`~polygram.errors.PolygramDefaultWarning`.  Defaults are polygram
     0.0.1's (the ``thorough`` profile of later versions).  ``progress``
     prints one stderr line per iteration.
+
+    The quality bound (spec 16 §6.2): ``quality_metric`` ∈ {``ce_loss_score``,
+    ``kl_div_with_sae``, ``upstream_proxy``} or None (``ce_loss_score`` when
+    prompts give a model — ``kl_div_with_sae`` for a masked LM —, else
+    ``upstream_proxy``); ``quality_tolerance`` (None: 0.01 for the CE score,
+    0.05 nats for KL); ``eval_prompts`` (None: the last 25 % of ``prompts``,
+    the first 75 % then gate and pre-pass) evaluated with ``eval_options``.
     """
 
     sae_checkpoint: SAE | Mapping[str, Any] | str | os.PathLike[str]
@@ -341,6 +356,10 @@ class EpochCompressor:
     allow_layer_zero: bool = False
     cached_residuals: np.ndarray | None = None
     progress: bool = True
+    quality_metric: str | None = None
+    quality_tolerance: float | None = None
+    eval_prompts: Sequence[str] | None = None
+    eval_options: EvalOptions | None = None
     _zeroed: set[int] = field(default_factory=set, init=False, repr=False)
     _debug: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _sae: SAE = field(init=False, repr=False)
@@ -397,6 +416,7 @@ class EpochCompressor:
                 raise _err(f"{name}: got {v!r}; must be in [0, 1]")
             setattr(self, name, v)
         self.min_both_fire = _int("min_both_fire", self.min_both_fire, 0)
+        self._check_quality_settings()
         try:
             check_device(self.device)
         except ValueError as e:
@@ -433,6 +453,43 @@ class EpochCompressor:
                 raise _err("cached_residuals: holds non-finite values")
             self.cached_residuals = np.ascontiguousarray(x, dtype=np.float32)
 
+    def _check_quality_settings(self) -> None:
+        from polygram.evals import EvalOptions
+
+        self.quality_metric, self.quality_tolerance = check_quality_settings(
+            "EpochCompressor", self.quality_metric, self.quality_tolerance
+        )
+        if self.eval_prompts is not None:
+            ep = self.eval_prompts
+            if isinstance(ep, str | bytes) or not isinstance(ep, Sequence) or not ep:
+                raise _err("eval_prompts: expected a non-empty sequence of strings or None")
+            bad = [k for k, p in enumerate(ep) if not isinstance(p, str) or not p]
+            if bad:
+                raise _err(f"eval_prompts: entries {bad[:10]} are not non-empty strings")
+            self.eval_prompts = list(ep)
+        if self.eval_options is not None and not isinstance(self.eval_options, EvalOptions):
+            raise _err(
+                f"eval_options: got {type(self.eval_options).__name__}; expected EvalOptions"
+            )
+        real = self.quality_metric in ("ce_loss_score", "kl_div_with_sae")
+        if real and self.eval_prompts is None and not self.prompts:
+            raise _err(
+                f"quality_metric: {self.quality_metric!r} needs eval_prompts (or prompts): it "
+                "is measured by running the model; with cached residuals only, use "
+                "quality_metric='upstream_proxy'"
+            )
+
+    def _prompt_split(self) -> tuple[list[str], list[str] | None]:
+        """``(gate, bound)`` prompts (spec 18 §3): ``eval_prompts`` when given;
+        with cached residuals all the prompts bound (none are captured); else
+        the first 75 % gate and pre-pass, the last 25 % bound."""
+        prompts = list(self.prompts)
+        if self.eval_prompts is not None:
+            return prompts, list(self.eval_prompts)
+        if self.cached_residuals is not None:
+            return prompts, prompts or None
+        return split_prompts(prompts)
+
     # ------------------------------------------------------------- stages
     def _say(self, text: str) -> None:
         if self.progress:
@@ -443,7 +500,7 @@ class EpochCompressor:
         """The source SAE (loaded once; its settings resolved)."""
         return self._sae
 
-    def _residuals(self) -> np.ndarray:
+    def _residuals(self, prompts: Sequence[str]) -> np.ndarray:
         if self.cached_residuals is not None:
             return self.cached_residuals
         from polygram.runtime import HookPoint, capture_activations, get_model
@@ -455,7 +512,7 @@ class EpochCompressor:
         return capture_activations(
             model,
             HookPoint(layer, kind),
-            self.prompts,
+            prompts,
             prepend_bos=s.prepend_bos.value,
             context_size=s.context_size.value,
         )
@@ -484,7 +541,17 @@ class EpochCompressor:
         source_sha = source.source_sha256()
         t0 = time.monotonic()
 
-        x = self._residuals()
+        gate_prompts, bound_prompts = self._prompt_split()
+        bound = QualityBound.open(
+            self.quality_metric,
+            self.quality_tolerance,
+            self.quality_delta_multiplier,
+            source,
+            bound_prompts,
+            self.eval_options,
+            device=self.device,
+        )
+        x = self._residuals(gate_prompts)
         n, d = source.d_sae, source.d_in
         if x.shape[1] != d:
             raise _err(f"run: residuals have width {x.shape[1]} but the SAE's d_in is {d}")
@@ -495,7 +562,7 @@ class EpochCompressor:
             np.asarray(source.tensors["W_dec"], dtype=np.float32), axis=1
         ).astype(np.float32)
         priority = firing_rate * decoder_norm
-        n_prompts = len(self.prompts)
+        n_prompts = len(gate_prompts)
         self._debug = {
             "n_tokens": t,
             "firing_rate": firing_rate,
@@ -507,12 +574,18 @@ class EpochCompressor:
             f"pre-pass: {t} tokens, {int((firing_rate >= self.min_firing_rate).sum())} of {n} "
             f"features fire on >= {self.min_firing_rate:g} of them"
         )
+        eval_before = bound.start(source)
+        if eval_before is not None and bound.real:
+            self._say(
+                f"quality bound: {bound.metric} of the source = "
+                f"{_fmt(eval_before.metric(bound.metric))} on {eval_before.n_tokens} tokens "
+                f"(tolerance {bound.tolerance:g})"
+            )
 
         current = source
         model_name, layer = self._run_names()
         iterations: list[EpochIteration] = []
         fingerprints: list[frozenset[frozenset[int]]] = []
-        delta_1: float | None = None
         final_coverage = 1.0
         reason = "max_iterations"
         synth_name = f"EpochSynth_{self._stem()}"
@@ -603,16 +676,13 @@ class EpochCompressor:
             new_state, clusters = self._compress(current, synth, reps)
             fingerprint = frozenset(frozenset(c.members) for c in clusters)
             delta = quality_delta(x, current, new_state)
+            quality = bound.check(new_state, delta)
             zeroed_now = tuple(sorted({f for c in clusters for f in c.zeroed}))
             previous = current
             current = new_state
             self._zeroed |= set(zeroed_now)
 
-            breached = False
-            if delta_1 is None:
-                delta_1 = delta
-            else:
-                breached = delta > self.quality_delta_multiplier * delta_1
+            breached = quality.breached
             if breached:
                 state = "quality_bound_breached"
             elif fingerprint in fingerprints:
@@ -633,13 +703,23 @@ class EpochCompressor:
                     features_zeroed_this_iteration=zeroed_now,
                     cross_entropy_delta=math.nan if ce is None else ce,
                     convergence_state=state,
+                    quality_metric=quality.metric,
+                    quality_value=quality.value,
+                    quality_reference=quality.reference,
+                    quality_change=quality.change,
+                    quality_breached=quality.breached,
                 )
             )
             self._debug["iterations"][-1]["quality_delta"] = delta
             self._say(
                 f"iteration {k}: {len(panels)} panels, coverage {sel.coverage:.4g}, "
                 f"{len(synth.confirmed)} confirmed pairs, {len(zeroed_now)} features zeroed, "
-                f"delta {delta:.6g} ({state})"
+                + (
+                    f"{quality.metric} {_fmt(quality.value)} (change {_fmt(quality.change)}), "
+                    if bound.real
+                    else ""
+                )
+                + f"delta {delta:.6g} ({state})"
             )
             if breached:
                 current = previous
@@ -650,6 +730,7 @@ class EpochCompressor:
                 reason = state
                 break
 
+        eval_after = bound.finish(current, unchanged=current is source)
         written = write_sae(
             current,
             output_checkpoint,
@@ -674,6 +755,16 @@ class EpochCompressor:
             iterations=tuple(iterations),
             sae_settings=source.settings.to_dict(),
             output_layout=written.layout,
+            quality_metric=bound.metric,
+            quality_tolerance=bound.tolerance,
+            n_gate_prompts=len(gate_prompts),
+            n_eval_prompts=len(bound_prompts or ()),
+            eval_before=None if eval_before is None else eval_before.to_dict(),
+            eval_after=None
+            if eval_after is None
+            else replace(
+                eval_after, sae_source=str(written.path), sae_sha256=written.sha256
+            ).to_dict(),
         )
         self._say(
             f"done: {reason}, {len(self._zeroed)} features zeroed over {len(iterations)} "

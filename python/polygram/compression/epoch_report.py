@@ -61,6 +61,14 @@ def _nan_if_null(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
+def _opt_round6(v: float | None) -> float | None:
+    return None if v is None else round6(v)
+
+
+#: The per-iteration readings of the quality bound (schema 4).
+_QUALITY_FLOATS = ("quality_value", "quality_reference", "quality_change")
+
+
 @dataclass(frozen=True, eq=False)
 class Panel:
     """One ≤8-feature panel: its anchor, members (ascending) and each
@@ -98,7 +106,14 @@ class Panel:
 class EpochIteration:
     """One validate→compress round.  ``features_zeroed_this_iteration`` still
     lists the ids of an iteration that was reverted for breaching the
-    quality bound (``convergence_state == "quality_bound_breached"``)."""
+    quality bound (``convergence_state == "quality_bound_breached"``).
+
+    ``cross_entropy_delta`` is always the upstream proxy; the quality fields
+    (schema 4) are the bound's reading of this iteration's candidate:
+    ``quality_value`` (``m_k``; proxy: the delta), ``quality_reference``
+    (the source's ``m_src``; proxy: the first delta), ``quality_change``
+    (``m_k − m_src``; proxy: None) and ``quality_breached``.  Iterations that
+    compressed nothing have them None / False."""
 
     iteration: int
     panels: tuple[Panel, ...]
@@ -108,6 +123,11 @@ class EpochIteration:
     features_zeroed_this_iteration: tuple[int, ...]
     cross_entropy_delta: float
     convergence_state: str
+    quality_metric: str | None = None
+    quality_value: float | None = None
+    quality_reference: float | None = None
+    quality_change: float | None = None
+    quality_breached: bool = False
 
     def __eq__(self, other: object) -> bool:
         return _fields_same(self, other) if isinstance(other, EpochIteration) else NotImplemented
@@ -124,6 +144,9 @@ class EpochIteration:
             "features_zeroed_this_iteration": list(self.features_zeroed_this_iteration),
             "cross_entropy_delta": round6(self.cross_entropy_delta),
             "convergence_state": self.convergence_state,
+            "quality_metric": self.quality_metric,
+            **{k: _opt_round6(getattr(self, k)) for k in _QUALITY_FLOATS},
+            "quality_breached": bool(self.quality_breached),
         }
 
     @classmethod
@@ -139,6 +162,9 @@ class EpochIteration:
             ),
             cross_entropy_delta=_nan_if_null(d["cross_entropy_delta"]),
             convergence_state=str(d["convergence_state"]),
+            quality_metric=None if d.get("quality_metric") is None else str(d["quality_metric"]),
+            **{k: None if d.get(k) is None else float(d[k]) for k in _QUALITY_FLOATS},
+            quality_breached=bool(d.get("quality_breached", False)),
         )
 
 
@@ -187,8 +213,13 @@ def _json_list(v: Any, where: str) -> list[Any]:
 class EpochReport:
     """What an epoch run did (spec 13 §5).  ``source_checkpoint`` is stored as
     given (``<in-memory>`` for arrays), ``output_checkpoint`` resolved.
-    Schema 4 (spec 18 §1) adds ``sae_settings`` and ``output_layout``
-    (``folder|file``); older files read with both None.  Equality is NaN-aware."""
+    Schema 4 (spec 18 §1) adds ``sae_settings``, ``output_layout``
+    (``folder|file``) and the quality bound of spec 16 §6.2: the resolved
+    ``quality_metric`` and ``quality_tolerance``, the prompt counts of the
+    gate and of the bound (``n_gate_prompts``, ``n_eval_prompts``), and
+    ``eval_before`` / ``eval_after`` (``EvalResult`` dicts of source and
+    output, whenever evaluation prompts exist); older files read with all of
+    them None.  Equality is NaN-aware."""
 
     source_checkpoint: str
     source_checkpoint_sha256: str
@@ -203,6 +234,12 @@ class EpochReport:
     schema_version: int = EPOCH_SCHEMA_VERSION
     sae_settings: Mapping[str, Any] | None = None
     output_layout: str | None = None
+    quality_metric: str | None = None
+    quality_tolerance: float | None = None
+    n_gate_prompts: int | None = None
+    n_eval_prompts: int | None = None
+    eval_before: Mapping[str, Any] | None = None
+    eval_after: Mapping[str, Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         return _fields_same(self, other) if isinstance(other, EpochReport) else NotImplemented
@@ -224,6 +261,12 @@ class EpochReport:
             "iterations": [it.to_dict() for it in self.iterations],
             "sae_settings": None if self.sae_settings is None else dict(self.sae_settings),
             "output_layout": self.output_layout,
+            "quality_metric": self.quality_metric,
+            "quality_tolerance": _opt_round6(self.quality_tolerance),
+            "n_gate_prompts": self.n_gate_prompts,
+            "n_eval_prompts": self.n_eval_prompts,
+            "eval_before": None if self.eval_before is None else dict(self.eval_before),
+            "eval_after": None if self.eval_after is None else dict(self.eval_after),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -268,6 +311,20 @@ class EpochReport:
             iterations=tuple(EpochIteration.from_dict(it) for it in doc["iterations"]),
             sae_settings=_opt_object(doc.get("sae_settings"), "sae_settings"),
             output_layout=None if doc.get("output_layout") is None else str(doc["output_layout"]),
+            quality_metric=None
+            if doc.get("quality_metric") is None
+            else str(doc["quality_metric"]),
+            quality_tolerance=None
+            if doc.get("quality_tolerance") is None
+            else float(doc["quality_tolerance"]),
+            n_gate_prompts=None
+            if doc.get("n_gate_prompts") is None
+            else int(doc["n_gate_prompts"]),
+            n_eval_prompts=None
+            if doc.get("n_eval_prompts") is None
+            else int(doc["n_eval_prompts"]),
+            eval_before=_opt_object(doc.get("eval_before"), "eval_before"),
+            eval_after=_opt_object(doc.get("eval_after"), "eval_after"),
         )
 
 
