@@ -497,10 +497,12 @@ def test_cluster_precedence_user_over_labels_over_kmeans() -> None:
 
 
 def test_more_than_eight_ids_is_refused() -> None:
-    """ "pick 4 features by id (≤8; the rung-1 MPS cap)" """
+    """ "pick 4 features by id (≤8; the rung-1 MPS cap)" — a flat Dictionary
+    (clustered=False; above the cap the default now builds a ClusteredDictionary,
+    spec 17 §17.9)"""
     hand = {i: SAEFeatureRecord(i, f"f{i}", np.array([1.0, float(i)])) for i in range(9)}
     with pytest.raises(ValueError, match="8"):
-        from_sae_lens(hand, list(range(9)))
+        from_sae_lens(hand, list(range(9)), clustered=False)
     d, _ = from_sae_lens(hand, list(range(8)))
     assert len(d.features) == 8
 

@@ -16,6 +16,16 @@ from polygram.behavioural import (
     ValidationSummary,
 )
 from polygram.cancellation import Cancellation, CancellationResult
+from polygram.clustered import (
+    BlockFormation,
+    BlockSparseGram,
+    BlockView,
+    ClusteredDictionary,
+    CrossBlockRedundancyPair,
+    CrossBlockRedundancyReport,
+    build_clustered_dictionary,
+    compute_cosine_pair_graph,
+)
 from polygram.compression import (
     ClusterPlan,
     CompressionPlan,
@@ -48,10 +58,10 @@ from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3, Rung3State
 from polygram.errors import PolygramError
 from polygram.experiment import Experiment, ExperimentResult, InterferenceSweep
+from polygram.experts import ExpertDictionary, cluster_experts
 from polygram.geometry import (
     GeometricProfile,
     available_profiles,
-    clustered,
     get_profile,
     register_profile,
     uniform_sphere,
@@ -71,6 +81,9 @@ __all__ = [
     "BatchResults",
     "BatchRun",
     "BehaviouralValidator",
+    "BlockFormation",
+    "BlockSparseGram",
+    "BlockView",
     "BucketStats",
     "Cancellation",
     "CancellationConfig",
@@ -78,12 +91,15 @@ __all__ = [
     "CandidatePair",
     "ClusterConfirmer",
     "ClusterPlan",
+    "ClusteredDictionary",
     "CompressionConfig",
     "CompressionPlan",
     "CompressionReport",
     "CompressionResult",
     "Compressor",
     "Confirmer",
+    "CrossBlockRedundancyPair",
+    "CrossBlockRedundancyReport",
     "DecoderGeometryConfirmer",
     "Dictionary",
     "EpochCompressionConfig",
@@ -93,6 +109,7 @@ __all__ = [
     "EpochResult",
     "Experiment",
     "ExperimentResult",
+    "ExpertDictionary",
     "Feature",
     "GeometricProfile",
     "HEA_Rung2",
@@ -120,7 +137,10 @@ __all__ = [
     "ValidationSummary",
     "__version__",
     "available_profiles",
+    "build_clustered_dictionary",
+    "cluster_experts",
     "clustered",
+    "compute_cosine_pair_graph",
     "from_sae_lens",
     "get_profile",
     "load_sae_lens_folder",

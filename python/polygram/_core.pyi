@@ -1,7 +1,7 @@
 """Stubs of the compiled module ``polygram._core`` (kept honest by tests/test_stubs.py)."""
 
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Any, Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -109,3 +109,59 @@ def select_panels(
 ]:
     """Greedy seeded panels: ``(anchors, members, offsets, cosines, coverage,
     n_covered, n_edges, single_feature)`` in row positions."""
+
+# --- clustered dictionaries (spec 17 §17.13; rust/polygram-py/src/clustered.rs) ---
+
+def pair_graph(
+    rows: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    threshold: float,
+    max_edges: int | None = None,
+) -> tuple[npt.NDArray[np.int64] | None, float | None, int | None]:
+    """Tiled pair pass: ``(edges (E, 2) or None over budget, max_c32 or None,
+    count reached or None)``."""
+
+def cluster_blocks(
+    rows: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    threshold: float,
+    max_edges: int,
+    cap: int,
+    strategy: str,
+    *,
+    members: npt.NDArray[np.int64] | None = None,
+    offsets: npt.NDArray[np.int64] | None = None,
+    fires: npt.NDArray[np.uint8] | None = None,
+    co_firing_threshold: float = 0.3,
+    encoder: Encoder | None = None,
+    table: npt.NDArray[np.float64] | None = None,
+) -> dict[str, Any]:
+    """The block build: partition, canonical cross edges, c64 cosines, max_c32,
+    tier statistics; or only ``over_budget = (graph, reached)``."""
+
+def block_grams(
+    encoder: Encoder,
+    table: npt.NDArray[np.float64],
+    members: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.int64]]:
+    """Every block's Gram, flattened, and the start of each."""
+
+def edge_cosines(
+    rows: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    i: npt.NDArray[np.int64],
+    j: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Float64 cosines of row pairs."""
+
+def kmeans_assign(
+    rows: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    centroids: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Nearest centroid (ties: lowest) and the squared distance to it."""
+
+def route_batch(
+    feature_to_expert: npt.NDArray[np.int64],
+    n_experts: int,
+    activations: npt.NDArray[np.float64],
+    top_k: int,
+) -> npt.NDArray[np.int64]:
+    """Top-``top_k`` experts per row by summed member activation."""

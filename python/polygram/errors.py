@@ -203,3 +203,19 @@ class RegrowError(CompressionError):
 
 
 __all__ += ["FoldError", "RegrowError"]
+
+
+# --- clustered dictionaries and experts (spec 17 §17.12) ----------------------
+
+
+class ClusteringError(PolygramError, ValueError):
+    """A block formation, clustered dictionary, redundancy query or expert
+    routing input outside its rules (spec 17 §17.2–§17.10)."""
+
+
+class GraphTooLargeError(ClusteringError):
+    """A pair graph with more edges than the edge budget allows
+    (``BlockFormation.max_edges`` / ``$POLYGRAM_MAX_EDGES``)."""
+
+
+__all__ += ["ClusteringError", "GraphTooLargeError"]

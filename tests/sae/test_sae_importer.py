@@ -191,13 +191,21 @@ def test_encoding_is_passed_and_caps(toy: dict[int, SAEFeatureRecord]) -> None:
     d, _ = from_sae_lens(toy, [0, 1, 4, 5], encoding=enc)
     assert d.encoding is enc
     with pytest.raises(CapacityError, match="at most 4"):
-        from_sae_lens(toy, [0, 1, 2, 3, 4], encoding=enc)
+        from_sae_lens(toy, [0, 1, 2, 3, 4], encoding=enc, clustered=False)
+    # above the cap the default (clustered=None) builds a ClusteredDictionary (spec 17 §17.9)
+    cd, rep = from_sae_lens(toy, [0, 1, 2, 3, 4], encoding=enc)
+    assert type(cd).__name__ == "ClusteredDictionary" and rep.n_blocks == cd.n_blocks
 
 
 @pytest.mark.parametrize(
     ("ids", "kwargs", "exc", "match"),
     [
-        (list(range(9)), {}, CapacityError, "9 selected but MPSRung1 holds at most 8"),
+        (
+            list(range(9)),
+            {"clustered": False},
+            CapacityError,
+            "9 selected but MPSRung1 holds at most 8",
+        ),
         ([], {}, FeatureSelectionError, "empty selection"),
         ([0, 99], {}, FeatureSelectionError, r"\[99\] not in records"),
         ([0, 1, 0], {}, FeatureSelectionError, r"repeated id\(s\) \[0\]"),

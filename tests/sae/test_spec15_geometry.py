@@ -561,7 +561,9 @@ def test_top_level_exports() -> None:
         "register_profile",
         "get_profile",
         "available_profiles",
-        "clustered",
         "uniform_sphere",
     ):
         assert getattr(polygram, name) is getattr(polygram.geometry, name)
+    # polygram.clustered is the clustered-dictionary module (spec 18 §6); called, it is
+    # the clustered-profile factory
+    assert polygram.clustered() == polygram.geometry.clustered()

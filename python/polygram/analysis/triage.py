@@ -170,8 +170,14 @@ def predict_cancellation_depth(
     records: Mapping[int, SAEFeatureRecord], feature_ids: Iterable[int], **kwargs: Any
 ) -> TriagePrediction:
     """Import ``feature_ids`` with ``from_sae_lens(records, feature_ids, **kwargs)``
-    and triage the resulting dictionary."""
-    dictionary, report = from_sae_lens(records, feature_ids, **kwargs)
+    and triage the resulting dictionary (one ``Dictionary``: at most the
+    encoding's capacity, so ``clustered`` is always False here)."""
+    if kwargs.get("clustered", False) is not False:
+        raise AnalysisError(
+            f"predict_cancellation_depth: clustered={kwargs['clustered']!r}; triage works on "
+            "one Dictionary of at most the encoding's capacity (clustered=False)"
+        )
+    dictionary, report = from_sae_lens(records, feature_ids, **{**kwargs, "clustered": False})
     return _predict(dictionary, report)
 
 

@@ -165,6 +165,7 @@ def _build(args: argparse.Namespace) -> Any:
             assign_amp_knobs=args.assign_amp_knobs,
             profile=args.profile,
             n_clusters=args.n_clusters,
+            clustered=False,
         )
     except ValueError as e:
         raise _ValidateError(f"cannot build the dictionary: {e}") from None

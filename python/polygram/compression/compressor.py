@@ -93,6 +93,7 @@ def decoder_dictionary(
         encoding=encoding,
         assign_phase_knobs=assign_phase_knobs,
         assign_amp_knobs=assign_amp_knobs,
+        clustered=False,
     )[0]
 
 

@@ -74,15 +74,18 @@ def _git_rev(directory: str | os.PathLike[str] | None = None) -> str:
 HEADER_NOTICE = "Polygram-generated artifact. Do not hand-edit."
 
 
-def provenance_header(d: Dictionary, directory: str | os.PathLike[str] | None = None) -> str:
+def provenance_header(
+    d: Dictionary, directory: str | os.PathLike[str] | None = None, *, git_rev: str | None = None
+) -> str:
     """The 7-line HTML-comment header (spec 04 §4.2); ``git rev`` is taken in
-    ``directory`` (the output file's directory; default: the working directory)."""
+    ``directory`` (the output file's directory; default: the working directory)
+    unless the caller already read it (``git_rev``, e.g. once for many files)."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = [
         ("source dictionary:", d.name),
         ("features:", f"{len(d.features)} in {len(d.hierarchy)} clusters"),
         ("generated:", stamp),
-        ("git rev:", _git_rev(directory)),
+        ("git rev:", _git_rev(directory) if git_rev is None else git_rev),
     ]
     body = "\n".join(f"  {k:<19}{v}" for k, v in rows)
     return f"<!--\n  {HEADER_NOTICE}\n{body}\n-->\n"
@@ -265,11 +268,13 @@ def build_machine(d: Dictionary) -> Any:
     return parsed.file.machines[0]
 
 
-def write_qorca(dictionary: Dictionary, path: str | os.PathLike[str]) -> Path:
+def write_qorca(
+    dictionary: Dictionary, path: str | os.PathLike[str], *, git_rev: str | None = None
+) -> Path:
     """Write ``dictionary`` as a ``.q.orca.md`` file (header + machine), atomically.
 
     Parent directories are created first; the header's ``git rev`` is read in
-    the output file's directory (spec 04 §4.2)."""
+    the output file's directory (spec 04 §4.2) unless given as ``git_rev``."""
     if not isinstance(dictionary, Dictionary):
         raise TypeError(
             f"write_qorca: dictionary is a {type(dictionary).__name__}; expected a "
@@ -277,5 +282,5 @@ def write_qorca(dictionary: Dictionary, path: str | os.PathLike[str]) -> Path:
         )
     p = Path(path)
     parent = ensure_dir(p.parent if str(p.parent) else ".")
-    text = provenance_header(dictionary, parent) + render_machine(dictionary)
+    text = provenance_header(dictionary, parent, git_rev=git_rev) + render_machine(dictionary)
     return atomic_write_text(p, text)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from polygram import _core
 from polygram.encoding import RUNG3_DEFAULT_PSI_AUX, RUNG3_DEFAULT_THETA_AMP, HEA_Rung2, Rung3
 from polygram.errors import ProfileError, UnknownProfileError
 
@@ -45,12 +46,14 @@ __all__ = [
     "UniformSphereKnobAssignment",
     "assign_knobs",
     "available_profiles",
+    "cluster_residual_norms",
     "clustered",
     "geometry_knobs",
     "get_profile",
     "kmeans_partition",
     "register_profile",
     "resolve_profile",
+    "rows_of",
     "tier_preservation",
     "uniform_sphere",
 ]
@@ -79,33 +82,76 @@ _AXES = {
 
 
 # ------------------------------------------------------------- the math
+#: Rows per chunk are chosen so a float64 copy of the chunk stays below this.
+_CHUNK_BYTES = 64 << 20
+#: Above this many values (m·d) a principal-axis fit uses the d×d cross
+#: product accumulated in row chunks instead of a thin SVD of an m×d copy.
+_SVD_VALUES = 1 << 15
+
+
+def rows_of(points: Any) -> np.ndarray:
+    """``points`` as a C-contiguous 2-D array: float32 stays float32 (loader
+    views, spec 17 §17.9.4), anything else float64 (no copy when it already is)."""
+    arr = np.asarray(points)
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _chunks(n: int, d: int) -> list[tuple[int, int]]:
+    step = max(1, _CHUNK_BYTES // (8 * max(d, 1)))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def _groups(clusters: Sequence[str]) -> list[np.ndarray]:
+    """Member indices of each cluster, clusters by first appearance."""
+    order = {c: k for k, c in enumerate(dict.fromkeys(clusters))}
+    codes = np.fromiter((order[c] for c in clusters), dtype=np.int64, count=len(clusters))
+    return [np.flatnonzero(codes == k) for k in range(len(order))]
+
+
+def _cluster_means(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Member sums / counts of every label, in float64 row chunks (one chunk:
+    the same sums as ``x[members].sum(axis=0)``)."""
+    sums = np.zeros((k, x.shape[1]))
+    counts = np.bincount(labels, minlength=k)
+    for a, b in _chunks(*x.shape):
+        chunk, lab = np.asarray(x[a:b], dtype=np.float64), labels[a:b]
+        for j in np.unique(lab).tolist():
+            sums[j] += chunk[lab == j].sum(axis=0)
+    return sums, counts
+
+
 def kmeans_partition(points: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
     """k-means++ seeding + Lloyd (≤ 100 iterations, ties to the lowest
     centroid), consuming ``numpy.random.default_rng(seed)`` exactly as
     polygram 0.0.1 (seed 0) and 0.15 do, so the RNG-dependent reference
-    partitions come out the same (spec 05 §5.5, 15 §2.5).  A label per point."""
-    x = np.asarray(points, dtype=np.float64)
+    partitions come out the same (spec 05 §5.5, 15 §2.5).  A label per point.
+
+    Distances run in the Rust core over the rows as given (float32 or
+    float64, spec 17 §17.9.4) and centroids are float64 member means taken in
+    row chunks, so no ``n × k × d`` temporary exists."""
+    x = rows_of(points)
     n = x.shape[0]
     rng = np.random.default_rng(seed)
-    centroids = [x[int(rng.integers(0, n))]]
+    cent = [np.asarray(x[int(rng.integers(0, n))], dtype=np.float64)]
+    d2: np.ndarray | None = None
     for _ in range(1, k):
-        c = np.asarray(centroids)
-        d2 = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+        # the minimum over the chosen centroids, one new centroid at a time
+        d_new = _core.kmeans_assign(x, cent[-1][None, :])[1]
+        d2 = d_new if d2 is None else np.minimum(d2, d_new)
         total = d2.sum()
         idx = int(rng.integers(0, n)) if total <= 0 else int(rng.choice(n, p=d2 / total))
-        centroids.append(x[idx])
-    cent = np.array(centroids, dtype=np.float64)
+        cent.append(np.asarray(x[idx], dtype=np.float64))
+    centroids = np.array(cent, dtype=np.float64)
     labels: np.ndarray | None = None
     for _ in range(_KMEANS_MAX_ITER):
-        dist = np.sqrt(((x[:, None, :] - cent[None, :, :]) ** 2).sum(axis=2))
-        new = dist.argmin(axis=1)  # argmin: ties go to the lowest index
+        new = _core.kmeans_assign(x, centroids)[0]  # ties go to the lowest index
         if labels is not None and np.array_equal(new, labels):
             break
         labels = new
-        for j in range(k):
-            members = labels == j
-            if members.any():  # an empty cluster keeps its centroid
-                cent[j] = x[members].mean(axis=0)
+        sums, counts = _cluster_means(x, labels, k)
+        full = counts > 0  # an empty cluster keeps its centroid
+        centroids[full] = sums[full] / counts[full, None]
     assert labels is not None
     return labels
 
@@ -115,11 +161,51 @@ def _signed(c: np.ndarray) -> np.ndarray:
     return -c if c[0] > 0 else c
 
 
-def _principal(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centred rows, singular values (descending) and right-singular vectors."""
-    x = points - points.mean(axis=0)
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    return x, s, vt
+@dataclass(frozen=True)
+class _Axes:
+    """Principal axes of centred rows: the leading singular values
+    (descending), ``total`` = Σ of all squared singular values, and the first
+    ``len(scores)`` coordinate columns (unsigned)."""
+
+    singular: np.ndarray
+    total: float
+    scores: list[np.ndarray]
+
+
+def _principal(points: np.ndarray, count: int, idx: np.ndarray | None = None) -> _Axes:
+    """Leading singular values and coordinates ``X·v_a`` (a < count) of the
+    rows ``points[idx]`` centred.  A thin SVD for small inputs; otherwise
+    ``eigh`` of the smaller Gram: ``X·Xᵀ`` (m < d; coordinates ``σ_a·u_a``)
+    or ``XᵀX`` accumulated in float64 row chunks (O(d² + m) extra memory).
+    Axes agree with the SVD to ~1e-13 when the singular values are separated."""
+    rows = points if idx is None else points[idx]
+    m, d = rows.shape
+    if m * d <= _SVD_VALUES:
+        x = np.asarray(rows, dtype=np.float64)
+        x = x - x.mean(axis=0)
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        return _Axes(s, float((s**2).sum()), [x @ vt[a] for a in range(min(count, len(vt)))])
+    mean = np.zeros(d)
+    for a, b in _chunks(m, d):
+        mean += np.asarray(rows[a:b], dtype=np.float64).sum(axis=0)
+    mean /= m
+    k = min(count, m, d)
+    if m < d:  # m·d < d², so the centred copy is bounded by the d×d Gram's size
+        x = np.asarray(rows, dtype=np.float64) - mean
+        lam, u = np.linalg.eigh(x @ x.T)
+        lam, u = np.clip(lam[::-1], 0.0, None), u[:, ::-1]
+        sig = np.sqrt(lam)
+        return _Axes(sig, float(lam.sum()), [u[:, a] * sig[a] for a in range(k)])
+    cross = np.zeros((d, d))
+    for a, b in _chunks(m, d):
+        x = np.asarray(rows[a:b], dtype=np.float64) - mean
+        cross += x.T @ x
+    lam, v = np.linalg.eigh(cross)
+    lam, v = np.clip(lam[::-1], 0.0, None), v[:, ::-1]
+    out = np.empty((m, k))
+    for a, b in _chunks(m, d):
+        out[a:b] = (np.asarray(rows[a:b], dtype=np.float64) - mean) @ v[:, :k]
+    return _Axes(np.sqrt(lam), float(np.trace(cross)), [out[:, a] for a in range(k)])
 
 
 def _usable_axes(s: np.ndarray, n: int) -> int:
@@ -166,12 +252,10 @@ def pca_gamma(points: np.ndarray, clusters: Sequence[str], lo: float, hi: float)
     global scale so the largest |score| of the selection hits an end of
     [lo, hi]; singletons score 0 (the midpoint)."""
     raw = np.zeros(len(clusters))
-    for c in dict.fromkeys(clusters):
-        idx = [i for i, ci in enumerate(clusters) if ci == c]
+    for idx in _groups(clusters):
         if len(idx) < 2:
             continue
-        x, _, vt = _principal(points[idx])
-        raw[idx] = _signed(x @ vt[0])
+        raw[idx] = _signed(_principal(points, 1, idx).scores[0])
     peak = float(np.abs(raw).max())
     if peak == 0.0:
         return raw
@@ -181,19 +265,39 @@ def pca_gamma(points: np.ndarray, clusters: Sequence[str], lo: float, hi: float)
 def cluster_variance_explained(points: np.ndarray, clusters: Sequence[str]) -> float:
     """``1 − SS_within / SS_total`` of the partition, clipped to [0, 1]
     (1.0 for rows with no spread)."""
-    resid = cluster_residuals(points, clusters)
-    ss_res = float((resid**2).sum())
-    ss_tot = float(((points - points.mean(axis=0)) ** 2).sum())
+    within, total = _residual_norms(points, clusters, with_total=True)
+    ss_res, ss_tot = float((within**2).sum()), float((total**2).sum())
     return 1.0 if ss_tot < 1e-12 else min(1.0, max(0.0, 1.0 - ss_res / ss_tot))
 
 
-def cluster_residuals(points: np.ndarray, clusters: Sequence[str]) -> np.ndarray:
-    """Each row minus the mean of its cluster's rows."""
-    out = np.empty_like(points)
-    for c in dict.fromkeys(clusters):
-        idx = [i for i, ci in enumerate(clusters) if ci == c]
-        out[idx] = points[idx] - points[idx].mean(axis=0)
-    return out
+def cluster_residual_norms(points: np.ndarray, clusters: Sequence[str]) -> np.ndarray:
+    """‖row − mean of its cluster's rows‖ of every row, in float64 row chunks."""
+    return _residual_norms(points, clusters, with_total=False)[0]
+
+
+def _residual_norms(
+    points: np.ndarray, clusters: Sequence[str], *, with_total: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residual norms to the cluster means and (``with_total``) to the global
+    mean, in one chunked pass."""
+    x = rows_of(points)
+    n, d = x.shape
+    groups = _groups(clusters)
+    labels = np.empty(n, dtype=np.int64)
+    for k, idx in enumerate(groups):
+        labels[idx] = k
+    sums, counts = _cluster_means(x, labels, len(groups))
+    means = sums / np.maximum(counts, 1)[:, None]
+    grand = sums.sum(axis=0) / max(n, 1)
+    within, total = np.empty(n), np.empty(n if with_total else 0)
+    for a, b in _chunks(n, d):
+        chunk = np.asarray(x[a:b], dtype=np.float64)
+        r = chunk - means[labels[a:b]]
+        within[a:b] = np.sqrt(np.einsum("ij,ij->i", r, r))
+        if with_total:
+            r = chunk - grand
+            total[a:b] = np.sqrt(np.einsum("ij,ij->i", r, r))
+    return within, total
 
 
 def tier_preservation(points: np.ndarray, dictionary: Dictionary) -> float | None:
@@ -256,8 +360,8 @@ def geometry_knobs(
         wanted += [k for k in knobs if k not in supplied]
     if not wanted:
         return {}, notes
-    x, s, vt = _principal(points)
-    r = _usable_axes(s, points.shape[0])
+    axes = _principal(points, 1 + max(_AXES[k].axis for k in wanted))
+    r = _usable_axes(axes.singular, points.shape[0])
     out: dict[str, np.ndarray] = {}
     for knob in wanted:
         ax = _AXES[knob]
@@ -268,7 +372,7 @@ def geometry_knobs(
                 f"{r} usable principal axes)"
             )
             continue
-        values = _rescale(_signed(x @ vt[ax.axis]), ax.lo, ax.hi)
+        values = _rescale(_signed(axes.scores[ax.axis]), ax.lo, ax.hi)
         if values is None:
             notes.append(f"{flag}: {knob} left at its default (PC{ax.axis + 1} is flat)")
             continue
@@ -352,7 +456,7 @@ class ClusteredKnobAssignment:
         encoding: Any = None,
         beta_range: tuple[float, float] = (-0.5, 0.5),
     ) -> KnobAssignmentResult:
-        p = np.asarray(projections, dtype=np.float64)
+        p = rows_of(projections)
         n = p.shape[0]
         notes: list[str] = []
         k = _clamp_k(int(n_clusters), n, notes)
@@ -373,11 +477,7 @@ class ClusteredKnobAssignment:
 
 
 def _inertia(u: np.ndarray, labels: np.ndarray) -> float:
-    total = 0.0
-    for lab in np.unique(labels):
-        members = u[labels == lab]
-        total += float(((members - members.mean(axis=0)) ** 2).sum())
-    return total
+    return float((cluster_residual_norms(u, [str(v) for v in labels.tolist()]) ** 2).sum())
 
 
 @dataclass(frozen=True)
@@ -413,12 +513,15 @@ class UniformSphereKnobAssignment:
         beta_range: tuple[float, float] | None = None,
     ) -> KnobAssignmentResult:
         lo, hi = self.beta_range if beta_range is None else beta_range
-        p = np.asarray(projections, dtype=np.float64)
+        p = rows_of(projections)
         n = p.shape[0]
         notes: list[str] = []
         k = _clamp_k(int(n_clusters), n, notes)
-        norms = np.linalg.norm(p, axis=1)
-        u = p / np.where(norms > 0, norms, 1.0)[:, None]
+        if p.dtype == np.float64:
+            norms = np.linalg.norm(p, axis=1)
+        else:  # float32 rows: norms in float64, unit rows kept float32
+            norms = np.sqrt(np.einsum("ij,ij->i", p, p, dtype=np.float64))
+        u = (p / np.where(norms > 0, norms, 1.0)[:, None]).astype(p.dtype)
         if k <= 1:
             labels = np.zeros(n, dtype=np.int64)
         else:
@@ -434,10 +537,12 @@ class UniformSphereKnobAssignment:
         clusters = [f"cluster_{int(lab)}" for lab in labels]
         mid = (lo + hi) / 2
         if n >= 2:
-            x, s_vals, vt = _principal(p)
-            total = float((s_vals**2).sum())
-            explained = 1.0 if total <= 1e-12 else min(1.0, max(0.0, float(s_vals[0] ** 2) / total))
-            betas = _rescale(_signed(x @ vt[0]), lo, hi)
+            axes = _principal(p, 1)
+            total = axes.total
+            explained = (
+                1.0 if total <= 1e-12 else min(1.0, max(0.0, float(axes.singular[0] ** 2) / total))
+            )
+            betas = _rescale(_signed(axes.scores[0]), lo, hi)
             beta_list = [mid] * n if betas is None else betas.tolist()
         else:
             explained, beta_list = 1.0, [mid] * n
@@ -678,7 +783,10 @@ def assign_knobs(
         }
         if _accepts_beta_range(strategy.assign):
             kwargs["beta_range"] = beta_range
-        res = strategy.assign(points, list(names), **kwargs)
+        builtin = isinstance(strategy, ClusteredKnobAssignment | UniformSphereKnobAssignment)
+        # the built-ins read float32 rows as they are; others get the float64 the protocol names
+        rows = points if builtin else np.asarray(points, dtype=np.float64)
+        res = strategy.assign(rows, list(names), **kwargs)
         if not isinstance(res, KnobAssignmentResult):
             raise TypeError(
                 f"profile {profile.name!r}: assign() returned {type(res).__name__}; "

@@ -13,19 +13,27 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
+from polygram.clustered import BlockFormation, ClusteredDictionary
+from polygram.clustered.importer import (
+    choose_clustered,
+    import_clustered,
+    promotion_warning,
+    stack_projections,
+)
 from polygram.config import SAEImportConfig, config_of, pick
 from polygram.dictionary import Dictionary, Feature
 from polygram.encoding import HEA_Rung2, MPSRung1, Rung3
 from polygram.errors import FeatureSelectionError, SAEFormatError
 from polygram.sae.geometry import (
     GeometricProfile,
+    RankRecallAtKFidelity,
     TierPreservationFidelity,
     assign_knobs,
-    cluster_residuals,
+    cluster_residual_norms,
     kmeans_partition,
     resolve_profile,
 )
@@ -46,7 +54,11 @@ class SelectionReport:
     lists the knobs that received geometry values (``alpha, phi, theta_amp,
     psi_aux`` order); ``profile`` names the geometric profile and
     ``geometric_fidelity`` is its score (``tier_preservation`` repeats it for
-    the ``clustered`` profile's fidelity, and is ``None`` otherwise).
+    the ``clustered`` profile's fidelity, and is ``None`` otherwise).  A
+    clustered import adds ``n_blocks``, ``mean_block_size``,
+    ``n_cross_block_edges`` and ``block_tier_preservation`` (the tier
+    correlation pooled over intra-block pairs); its ``tier_preservation``
+    covers all pairs, streamed from float32 cosines.
     """
 
     n_input_features: int
@@ -62,6 +74,11 @@ class SelectionReport:
     assigned_knobs: tuple[str, ...] = field(default=())
     profile: str | None = None
     geometric_fidelity: float | None = None
+    # clustered imports only (spec 17 §17.9.3; None on a flat result)
+    n_blocks: int | None = None
+    mean_block_size: float | None = None
+    n_cross_block_edges: int | None = None
+    block_tier_preservation: float | None = None
 
 
 def _range(name: str, value: Any) -> tuple[float, float]:
@@ -84,7 +101,7 @@ def _range(name: str, value: Any) -> tuple[float, float]:
 def _check_selection(
     records: Mapping[int, SAEFeatureRecord],
     feature_ids: Iterable[int],
-    cap: int,
+    cap: int | None,
     enc_name: str,
     cluster_assignments: Mapping[int, str] | None,
 ) -> list[int]:
@@ -148,6 +165,7 @@ def _flag(name: str, value: object) -> bool:
     return bool(value)
 
 
+@overload
 def from_sae_lens(
     records: Mapping[int, SAEFeatureRecord],
     feature_ids: Iterable[int],
@@ -163,7 +181,75 @@ def from_sae_lens(
     assign_amp_knobs: bool | None = None,
     profile: str | GeometricProfile | None = None,
     config: SAEImportConfig | None = None,
-) -> tuple[Dictionary, SelectionReport]:
+    clustered: Literal[False],
+    block_formation: BlockFormation | None = None,
+    activation_traces: Any = None,
+) -> tuple[Dictionary, SelectionReport]: ...
+
+
+@overload
+def from_sae_lens(
+    records: Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int],
+    *,
+    name: str = "ImportedSAE",
+    cluster_assignments: Mapping[int, str] | None = None,
+    n_clusters: int | None = None,
+    encoding: MPSRung1 | HEA_Rung2 | Rung3 | None = None,
+    beta_range: tuple[float, float] = (-0.5, 0.5),
+    assign_gamma: bool | None = None,
+    gamma_range: tuple[float, float] | None = None,
+    assign_phase_knobs: bool | None = None,
+    assign_amp_knobs: bool | None = None,
+    profile: str | GeometricProfile | None = None,
+    config: SAEImportConfig | None = None,
+    clustered: Literal[True],
+    block_formation: BlockFormation | None = None,
+    activation_traces: Any = None,
+) -> tuple[ClusteredDictionary, SelectionReport]: ...
+
+
+@overload
+def from_sae_lens(
+    records: Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int],
+    *,
+    name: str = "ImportedSAE",
+    cluster_assignments: Mapping[int, str] | None = None,
+    n_clusters: int | None = None,
+    encoding: MPSRung1 | HEA_Rung2 | Rung3 | None = None,
+    beta_range: tuple[float, float] = (-0.5, 0.5),
+    assign_gamma: bool | None = None,
+    gamma_range: tuple[float, float] | None = None,
+    assign_phase_knobs: bool | None = None,
+    assign_amp_knobs: bool | None = None,
+    profile: str | GeometricProfile | None = None,
+    config: SAEImportConfig | None = None,
+    clustered: None = None,
+    block_formation: BlockFormation | None = None,
+    activation_traces: Any = None,
+) -> tuple[Dictionary | ClusteredDictionary, SelectionReport]: ...
+
+
+def from_sae_lens(
+    records: Mapping[int, SAEFeatureRecord],
+    feature_ids: Iterable[int],
+    *,
+    name: str = "ImportedSAE",
+    cluster_assignments: Mapping[int, str] | None = None,
+    n_clusters: int | None = None,
+    encoding: MPSRung1 | HEA_Rung2 | Rung3 | None = None,
+    beta_range: tuple[float, float] = (-0.5, 0.5),
+    assign_gamma: bool | None = None,
+    gamma_range: tuple[float, float] | None = None,
+    assign_phase_knobs: bool | None = None,
+    assign_amp_knobs: bool | None = None,
+    profile: str | GeometricProfile | None = None,
+    config: SAEImportConfig | None = None,
+    clustered: bool | None = None,
+    block_formation: BlockFormation | None = None,
+    activation_traces: Any = None,
+) -> tuple[Dictionary | ClusteredDictionary, SelectionReport]:
     """Build a Dictionary from ``records[feature_ids]`` (in that order).
 
     Clusters: ``cluster_assignments`` (method ``user``) > every label of the
@@ -174,8 +260,15 @@ def from_sae_lens(
     sets α/φ from PC2/PC3 and ``assign_amp_knobs`` θ_amp/ψ_aux from PC4/PC5
     (Rung3) on every path.  Each option left ``None`` comes from ``config``
     (an :class:`~polygram.config.SAEImportConfig`), else its default (all
-    flags off, profile ``clustered``).  At most ``encoding.max_features``
-    ids (8 for the default MPSRung1).
+    flags off, profile ``clustered``).
+
+    More than ``encoding.max_features`` ids (8 for MPSRung1) give a
+    ``ClusteredDictionary`` (``clustered=None`` promotes with a warning in
+    the report; ``clustered=True`` always clusters; ``clustered=False``
+    refuses with ``CapacityError``): the knobs are assigned over the whole
+    selection first, then ``block_formation`` (default cosine BFS at 0.3)
+    cuts the blocks, with ``activation_traces`` for ``co_firing``
+    (spec 17 §17.9).
     """
     # The encoding is resolved before anything else: every step sees the
     # real encoding (0.15 forwarded None and its knob helpers did nothing).
@@ -188,7 +281,8 @@ def from_sae_lens(
     cfg = config_of(SAEImportConfig, config, "from_sae_lens")
     chosen: str | GeometricProfile | None = pick(profile, cfg, "profile")
     prof = resolve_profile("clustered" if chosen is None else chosen)
-    ids = _check_selection(records, feature_ids, cap, type(enc).__name__, cluster_assignments)
+    ids = _check_selection(records, feature_ids, None, type(enc).__name__, cluster_assignments)
+    as_clustered = choose_clustered(clustered, len(ids), enc, block_formation, activation_traces)
     if n_clusters is not None and (
         isinstance(n_clusters, bool) or not isinstance(n_clusters, Integral) or n_clusters < 1
     ):
@@ -209,8 +303,10 @@ def from_sae_lens(
             f"records: selected projections have different lengths {sorted(dims)}; "
             "they must come from one SAE"
         )
-    # ≤ 16 rows, so the float64 copy is negligible (the checkpoint stays float32)
-    points = np.stack([r.projection.astype(np.float64) for r in recs])
+    if as_clustered:  # float32 loader views stay float32 (spec 17 §17.9.4)
+        points = stack_projections([r.projection for r in recs])
+    else:  # ≤ cap rows, so the float64 copy is negligible (the checkpoint stays float32)
+        points = np.stack([r.projection.astype(np.float64) for r in recs])
 
     labels, method = _label_clusters(recs, ids, cluster_assignments)
     knobs = assign_knobs(
@@ -229,6 +325,53 @@ def from_sae_lens(
     )
     clusters = list(knobs.clusters)
     v = knobs.knobs
+    resid = cluster_residual_norms(points, clusters)
+    common: dict[str, Any] = {
+        "n_input_features": len(records),
+        "n_selected": len(ids),
+        "cluster_assignments": {r.name: cl for r, cl in zip(recs, clusters)},
+        "cluster_method": knobs.cluster_method,
+        "beta_variance_explained": knobs.beta_variance_explained,
+        "reconstruction_error": {r.name: float(resid[i]) for i, r in enumerate(recs)},
+        "gamma_method": knobs.gamma_method,
+        "feature_ids": tuple(ids),
+        "assigned_knobs": knobs.assigned_knobs,
+        "profile": prof.name,
+    }
+    if as_clustered:
+        fid = prof.geometric_fidelity
+        kind = (
+            "tier_preservation"
+            if isinstance(fid, TierPreservationFidelity)
+            else "rank_recall"
+            if isinstance(fid, RankRecallAtKFidelity)
+            else type(fid).__name__
+        )
+        result = import_clustered(
+            name,
+            [r.name for r in recs],
+            clusters,
+            v,
+            points,
+            enc,
+            block_formation,
+            activation_traces,
+            kind,
+        )
+        cd = result.dictionary
+        promoted = [promotion_warning(len(ids), enc)] if clustered is None else []
+        report = SelectionReport(
+            **common,
+            tier_preservation=result.tier_preservation,
+            warnings=[*promoted, *knobs.warnings, *result.warnings],
+            geometric_fidelity=result.geometric_fidelity,
+            n_blocks=cd.n_blocks,
+            mean_block_size=cd.mean_block_size,
+            n_cross_block_edges=cd.n_cross_block_edges,
+            block_tier_preservation=result.block_tier_preservation,
+        )
+        return cd, report
+
     features = [
         Feature(
             name=r.name,
@@ -246,24 +389,14 @@ def from_sae_lens(
     hierarchy = {cl: [r.name for r, ci in zip(recs, clusters) if ci == cl] for cl in order}
     dictionary = Dictionary(name, features, hierarchy, enc)
 
-    resid = cluster_residuals(points, clusters)
     fidelity = prof.geometric_fidelity.compute(points, dictionary)
     fidelity = None if fidelity is None else float(fidelity)
     report = SelectionReport(
-        n_input_features=len(records),
-        n_selected=len(ids),
-        cluster_assignments={r.name: cl for r, cl in zip(recs, clusters)},
-        cluster_method=knobs.cluster_method,
-        beta_variance_explained=knobs.beta_variance_explained,
-        reconstruction_error={r.name: float(np.linalg.norm(resid[i])) for i, r in enumerate(recs)},
+        **common,
         tier_preservation=(
             fidelity if isinstance(prof.geometric_fidelity, TierPreservationFidelity) else None
         ),
-        gamma_method=knobs.gamma_method,
         warnings=list(knobs.warnings),
-        feature_ids=tuple(ids),
-        assigned_knobs=knobs.assigned_knobs,
-        profile=prof.name,
         geometric_fidelity=fidelity,
     )
     return dictionary, report

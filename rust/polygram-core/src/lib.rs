@@ -10,14 +10,19 @@
 //! from user data with checked arithmetic ([`size`]) and checks what it will
 //! allocate against the memory [`budget`] first.
 
+pub mod blocks;
 pub mod budget;
+pub mod cofiring;
+pub mod cosine;
 pub mod ctx;
 pub mod encoding;
 pub mod error;
 pub mod gates;
 pub mod gram;
+pub mod kmeans;
 pub mod output;
 pub mod panels;
+pub mod route;
 pub mod scan;
 pub mod size;
 pub mod tiers;

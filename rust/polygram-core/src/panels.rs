@@ -7,21 +7,16 @@
 //! upstream "stable sort" order when positions ascend with feature id.
 
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
+use crate::cosine;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::{budget, size};
 
 /// A row whose L2 norm is below this is left unscaled (divided by 1).
 pub const ZERO_NORM: f64 = 1e-12;
-/// Rows of the left operand per parallel work item of the pair graph.
-const ROW_BLOCK: usize = 64;
-/// Columns per GEMM tile, so a block never holds more than `ROW_BLOCK × COL_CHUNK` cosines.
-const COL_CHUNK: usize = 2048;
 /// Upcoming anchors whose cosines one pass over the rows computes.
 const ANCHOR_BLOCK: usize = 32;
 /// Rows per parallel work item of the anchor cosines.
@@ -73,56 +68,6 @@ pub fn unit_rows(rows: ArrayView2<'_, f32>, ctx: &Ctx) -> Result<Array2<f32>> {
 /// block's list and in the joined list, then its `int64` row of the result.
 const EDGE_BYTES: usize = 8 + 8 + 16;
 
-/// Pairs `(a, b)`, `a < b`, `a` in rows `a0..a1`, with `cos(a, b) >= threshold`
-/// over already unit-normalised rows, in row-major order.  Multiplies the
-/// block against the later rows in column tiles, so no `n × n` matrix is
-/// ever held; `found` counts every block's edges against `max_edges`.
-fn pair_block(
-    unit: ArrayView2<'_, f32>,
-    threshold: f64,
-    (a0, a1): (usize, usize),
-    found: &AtomicUsize,
-    max_edges: usize,
-    ctx: &Ctx,
-) -> Result<Vec<(u32, u32)>> {
-    let n = unit.nrows();
-    let left = unit.slice(s![a0..a1, ..]);
-    let mut per_row: Vec<Vec<(u32, u32)>> = vec![Vec::new(); a1 - a0];
-    // columns before a0 + 1 hold only b <= a: start at the first b > a0
-    let mut c0 = a0 + 1;
-    let mut tile = Array2::<f32>::zeros((a1 - a0, COL_CHUNK.min(n)));
-    while c0 < n {
-        ctx.check()?;
-        let c1 = (c0 + COL_CHUNK).min(n);
-        let right = unit.slice(s![c0..c1, ..]);
-        let mut t = tile.slice_mut(s![.., ..c1 - c0]);
-        general_mat_mul(1.0, &left, &right.t(), 0.0, &mut t);
-        let mut new = 0;
-        for (i, row) in t.outer_iter().enumerate() {
-            let a = a0 + i;
-            let first = (a + 1).max(c0);
-            for b in first..c1 {
-                if f64::from(row[b - c0]) >= threshold {
-                    // n <= u32::MAX was checked by the caller
-                    per_row[i].push((a as u32, b as u32));
-                    new += 1;
-                }
-            }
-        }
-        if found.fetch_add(new, AtomicOrdering::Relaxed) + new > max_edges {
-            return Err(Error::too_large(
-                "threshold",
-                format!(
-                    "the pair graph at threshold {threshold} has more than {max_edges} edges, \
-                     more than the memory headroom holds; raise the threshold"
-                ),
-            ));
-        }
-        c0 = c1;
-    }
-    Ok(per_row.concat())
-}
-
 /// The signed-cosine pair graph of `rows` (normalised here): every `(a, b)`,
 /// `a < b`, with `cos >= threshold`, as an `(E, 2)` int64 array in
 /// row-major order.  Refused before it outgrows the memory headroom (a
@@ -168,19 +113,20 @@ fn pair_graph_within(
         ));
     }
     let unit = unit_rows(rows, ctx)?;
-    let found = AtomicUsize::new(0);
-    let starts: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
-    let blocks = ctx.map(
-        starts,
-        || (),
-        |_, a0| {
-            let a1 = (a0 + ROW_BLOCK).min(n);
-            pair_block(unit.view(), threshold, (a0, a1), &found, max_edges, ctx)
-        },
-    )?;
-    let e: usize = blocks.iter().map(Vec::len).sum();
+    // the tiled GEMM pass of `cosine` (spec 18 §2: one pair-pass kernel)
+    let g = cosine::pair_pass(&unit, threshold, max_edges, None, ctx).map_err(|e| match e {
+        Error::Invalid { field, .. } if field == "max_edges" => Error::too_large(
+            "threshold",
+            format!(
+                "the pair graph at threshold {threshold} has more than {max_edges} edges, \
+                 more than the memory headroom holds; raise the threshold"
+            ),
+        ),
+        other => other,
+    })?;
+    let e = g.edges.len();
     let mut flat = Vec::with_capacity(2 * e);
-    for (a, b) in blocks.into_iter().flatten() {
+    for (a, b) in g.edges {
         flat.push(i64::from(a));
         flat.push(i64::from(b));
     }
@@ -509,7 +455,7 @@ pub fn select_panels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array1};
+    use ndarray::{array, s, Array1};
 
     fn go() -> Ctx {
         Ctx::serial()

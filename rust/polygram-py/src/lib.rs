@@ -7,6 +7,7 @@
 //! copy.  No math lives here.
 
 mod budget;
+mod clustered;
 mod convert;
 mod encoder;
 mod enter;
@@ -28,5 +29,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     scan::register(m)?;
     graph::register(m)?;
     panels::register(m)?;
+    clustered::register(m)?;
     Ok(())
 }
