@@ -169,7 +169,9 @@ def main() -> None:
         t_ours, result = ours(report_path, sae, targets, repeat=3)
         from polygram.compression.pareto import walk_targets
 
-        peak = walk_targets(ValidationReport.from_json(report_path).pairs, "polygram_overlap", [1]).peak
+        peak = walk_targets(
+            ValidationReport.from_json(report_path).pairs, "polygram_overlap", [1]
+        ).peak
         py = ensure_peer()
         t_peer = None
         checked = 0
